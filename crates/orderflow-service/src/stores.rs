@@ -1,0 +1,256 @@
+//! Connection settings and readiness probes for the four engines.
+//!
+//! Each engine is behind a cargo feature so a service links only the clients
+//! it uses. Connections are made lazily where the client allows: a service
+//! whose dependency is down still starts, serves `/healthz`, and reports the
+//! dependency in `/readyz` until it comes back.
+
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    //! Postgres pools for the write and read databases.
+    use std::time::Duration;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::{ConnectOptions as _, PgPool};
+
+    use crate::Secret;
+
+    /// The write database (normalised model, outbox, idempotency records).
+    #[derive(Debug, Clone, clap::Args)]
+    pub struct WriteDbArgs {
+        /// Postgres URL of the write database.
+        #[arg(
+            id = "write_database_url",
+            long = "write-database-url",
+            env = "WRITE_DATABASE_URL",
+            default_value = "postgres://orderflow@127.0.0.1:5432/orderflow_write"
+        )]
+        pub url: Secret,
+        /// Maximum connections in the write pool.
+        #[arg(
+            id = "write_db_max_connections",
+            long = "write-db-max-connections",
+            env = "WRITE_DB_MAX_CONNECTIONS",
+            default_value_t = 16
+        )]
+        pub max_connections: u32,
+    }
+
+    /// The read database (order summaries, projector inboxes and checkpoints).
+    #[derive(Debug, Clone, clap::Args)]
+    pub struct ReadDbArgs {
+        /// Postgres URL of the read database.
+        #[arg(
+            id = "read_database_url",
+            long = "read-database-url",
+            env = "READ_DATABASE_URL",
+            default_value = "postgres://orderflow@127.0.0.1:5432/orderflow_read"
+        )]
+        pub url: Secret,
+        /// Maximum connections in the read pool.
+        #[arg(
+            id = "read_db_max_connections",
+            long = "read-db-max-connections",
+            env = "READ_DB_MAX_CONNECTIONS",
+            default_value_t = 16
+        )]
+        pub max_connections: u32,
+    }
+
+    /// A lazily connecting pool; `application_name` shows in `pg_stat_activity`.
+    pub fn pool(
+        url: &Secret,
+        max_connections: u32,
+        application_name: &str,
+    ) -> sqlx::Result<PgPool> {
+        let options: PgConnectOptions = url
+            .expose()
+            .parse::<PgConnectOptions>()?
+            .application_name(application_name)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        Ok(PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options))
+    }
+
+    /// Readiness: the database answers a query.
+    pub async fn probe(pool: PgPool) -> Result<(), String> {
+        sqlx::query("SELECT 1")
+            .execute(&pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("postgres: {e}"))
+    }
+}
+
+#[cfg(feature = "kafka")]
+pub mod kafka {
+    //! Kafka client settings.
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+    /// Where Kafka is and which topic carries the order events.
+    #[derive(Debug, Clone, clap::Args)]
+    pub struct KafkaArgs {
+        /// Comma-separated bootstrap servers.
+        #[arg(
+            long = "kafka-brokers",
+            env = "KAFKA_BROKERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        pub brokers: String,
+        /// The order events topic.
+        #[arg(
+            long = "events-topic",
+            env = "EVENTS_TOPIC",
+            default_value = "orders.events.v1"
+        )]
+        pub events_topic: String,
+    }
+
+    impl KafkaArgs {
+        /// A client config with the bootstrap servers and a client id set.
+        pub fn client_config(&self, client_id: &str) -> ClientConfig {
+            let mut config = ClientConfig::new();
+            config
+                .set("bootstrap.servers", &self.brokers)
+                .set("client.id", client_id);
+            config
+        }
+    }
+
+    /// A readiness probe: the cluster answers a metadata request.
+    ///
+    /// The consumer is created once and shared; librdkafka reconnects by itself.
+    pub fn prober(args: &KafkaArgs, client_id: &str) -> rdkafka::error::KafkaResult<KafkaProbe> {
+        let consumer: BaseConsumer = args.client_config(client_id).create()?;
+        Ok(KafkaProbe {
+            consumer: Arc::new(consumer),
+        })
+    }
+
+    /// See [`prober`].
+    #[derive(Clone)]
+    pub struct KafkaProbe {
+        consumer: Arc<BaseConsumer>,
+    }
+
+    impl std::fmt::Debug for KafkaProbe {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("KafkaProbe")
+        }
+    }
+
+    impl KafkaProbe {
+        /// Asks the cluster for its metadata (blocking call, run off the runtime).
+        pub async fn probe(&self) -> Result<(), String> {
+            let consumer = self.consumer.clone();
+            tokio::task::spawn_blocking(move || {
+                consumer
+                    .fetch_metadata(None, Duration::from_millis(1500))
+                    .map(|_| ())
+                    .map_err(|e| format!("kafka: {e}"))
+            })
+            .await
+            .map_err(|e| format!("kafka probe task: {e}"))?
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+pub mod redis {
+    //! Redis settings.
+
+    /// Where Redis is.
+    #[derive(Debug, Clone, clap::Args)]
+    pub struct RedisArgs {
+        /// Redis URL.
+        #[arg(
+            id = "redis_url",
+            long = "redis-url",
+            env = "REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        pub url: crate::Secret,
+        /// Prefix of every key this deployment writes (lets environments share a Redis).
+        #[arg(
+            long = "redis-key-prefix",
+            env = "REDIS_KEY_PREFIX",
+            default_value = "orderflow:"
+        )]
+        pub key_prefix: String,
+    }
+
+    impl RedisArgs {
+        /// A client; it connects only when a connection is asked for.
+        pub fn client(&self) -> ::redis::RedisResult<::redis::Client> {
+            ::redis::Client::open(self.url.expose())
+        }
+    }
+
+    /// Readiness: Redis answers PING.
+    pub async fn probe(client: ::redis::Client) -> Result<(), String> {
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        ::redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("redis: {e}"))
+    }
+}
+
+#[cfg(feature = "search")]
+pub mod search {
+    //! Search engine (Elasticsearch or OpenSearch) settings.
+    use elasticsearch::Elasticsearch;
+    use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+
+    /// Where the search engine is.
+    #[derive(Debug, Clone, clap::Args)]
+    pub struct SearchArgs {
+        /// Base URL of Elasticsearch or OpenSearch.
+        #[arg(
+            id = "search_url",
+            long = "search-url",
+            env = "SEARCH_URL",
+            default_value = "http://127.0.0.1:9200"
+        )]
+        pub url: crate::Secret,
+        /// Alias the query API reads and the projector writes behind.
+        #[arg(long = "search-alias", env = "SEARCH_ALIAS", default_value = "orders")]
+        pub alias: String,
+    }
+
+    impl SearchArgs {
+        /// A client for the configured node.
+        pub fn client(&self) -> anyhow::Result<Elasticsearch> {
+            let url = self.url.expose().parse()?;
+            let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+                .disable_proxy()
+                .build()?;
+            Ok(Elasticsearch::new(transport))
+        }
+    }
+
+    /// Readiness: the cluster is at least yellow.
+    pub async fn probe(client: Elasticsearch) -> Result<(), String> {
+        let response = client
+            .cluster()
+            .health(elasticsearch::cluster::ClusterHealthParts::None)
+            .send()
+            .await
+            .map_err(|e| format!("search: {e}"))?;
+        let body: serde_json::Value = response.json().await.map_err(|e| format!("search: {e}"))?;
+        match body["status"].as_str() {
+            Some("green" | "yellow") => Ok(()),
+            other => Err(format!("search: cluster status {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Logs, traces and metrics, set up the same way in every service.
+//!
+//! Traces leave the process only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+//! (OTLP over HTTP/protobuf); the exporter reads the standard `OTEL_*`
+//! variables itself. The W3C trace-context propagator is installed globally so
+//! a trace started by an HTTP request can be carried through the outbox and
+//! Kafka headers into the projectors.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::LogFormat;
+
+/// Default log filter when `RUST_LOG` is not set.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,rdkafka=warn,h2=warn,hyper=warn,reqwest=warn";
+
+/// Latency buckets (seconds) for every histogram: 1 ms to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Flushes exported spans when dropped; keep it alive for the life of `main`.
+#[derive(Debug)]
+#[must_use = "dropping the guard stops trace export"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(err) = provider.shutdown() {
+                eprintln!("telemetry: flushing spans failed: {err}");
+            }
+        }
+    }
+}
+
+/// Installs the tracing subscriber, the OTLP exporter (when configured) and
+/// the Prometheus recorder.
+///
+/// Safe to call more than once (tests start several services in one
+/// process): only the first call installs the subscriber.
+pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+    metrics_handle();
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.trim().is_empty() => Some(otlp_provider(service_name)?),
+        _ => None,
+    };
+    let otel_layer = provider.as_ref().map(|p| {
+        opentelemetry::global::set_tracer_provider(p.clone());
+        tracing_opentelemetry::layer().with_tracer(p.tracer(service_name))
+    });
+
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let fmt_layer = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .boxed(),
+    };
+    // An error here means a subscriber is already installed: fine in tests.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init();
+
+    Ok(TelemetryGuard { provider })
+}
+
+fn otlp_provider(service_name: &'static str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| anyhow::anyhow!("building the OTLP span exporter: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name)
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// The process-wide Prometheus recorder; installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(LATENCY_BUCKETS)
+            .expect("latency buckets are non-empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test harness); then
+        // this handle renders only what it recorded, which is still valid.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
