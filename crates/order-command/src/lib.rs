@@ -5,8 +5,20 @@
 //! transaction, so what other services learn from Kafka is exactly what was
 //! committed here.
 
-use std::net::SocketAddr;
+pub mod app;
+pub mod catalog;
+pub mod error;
+pub mod extract;
+pub mod faults;
+pub mod idempotency;
+pub mod openapi;
+pub mod orders;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_service::config::parse_duration;
 use orderflow_service::stores::postgres::{self, WriteDbArgs};
 use orderflow_service::{CommonArgs, Readiness, ops, shutdown};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +42,9 @@ pub struct Settings {
     /// migration job owns the schema).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
+    /// How long an Idempotency-Key is remembered.
+    #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
     #[command(flatten)]
     pub write_db: WriteDbArgs,
 }
@@ -51,15 +66,45 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         let pool = pool.clone();
         move || postgres::probe(pool.clone())
     });
-    let router = ops::router(NAME, readiness);
-    shutdown::serve_until_stopped(
+    let state = app::AppState {
+        pool: pool.clone(),
+        idempotency_ttl: settings.idempotency_ttl,
+        faults: Arc::new(faults::Faults::default()),
+    };
+    let router = app::router(state).merge(ops::router(NAME, readiness));
+    let pruner = tokio::spawn(prune_idempotency_keys(pool, token.clone()));
+    let served = shutdown::serve_until_stopped(
         NAME,
         settings.http_addr,
         router,
         settings.common.shutdown_grace,
         token,
     )
-    .await
+    .await;
+    pruner.abort();
+    served
+}
+
+/// Deletes expired idempotency keys every minute, in small batches so the
+/// table never sees a long lock.
+async fn prune_idempotency_keys(pool: sqlx::PgPool, token: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        loop {
+            match idempotency::prune_expired(&pool, 1000).await {
+                Ok(n) if n == 1000 => continue,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "order_command.idempotency prune failed");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 orderflow_service::settings_test!(Settings);

@@ -5,3 +5,20 @@
 //! them (the command side, reconciliation) applies exactly the same rules.
 //! Nothing in this crate may depend on tokio, sqlx, rdkafka or any other I/O
 //! library: the services are the imperative shell around it.
+//!
+//! The shape is `decide(state, command) -> events | error` and
+//! `evolve(state, event) -> state`: the shell loads the state (and the
+//! catalog facts a command needs), calls [`order::decide`], and persists the
+//! events it returns together with the state they produce.
+
+pub mod error;
+pub mod order;
+pub mod values;
+
+pub use error::DomainError;
+pub use order::{
+    Command, Order, OrderEvent, OrderLine, OrderStatus, PlaceOrder, ProductFacts, decide, evolve,
+};
+pub use values::{
+    Currency, CustomerId, Email, Money, OrderId, ProductId, Quantity, Sku, Text, ValueError,
+};

@@ -1,0 +1,201 @@
+//! `POST /orders`: PlaceOrder.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use orderflow_domain::order::{MAX_LINES, ShippingAddress};
+use orderflow_domain::{
+    Command, CustomerId, DomainError, OrderId, PlaceOrder, ProductId, Quantity, Text, decide,
+    evolve,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{OrderAccepted, accepted, envelopes, now, record, store};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Actor, ApiJson, IdempotencyKey, RequestMeta, fingerprint};
+use crate::faults::{AFTER_STATE_WRITE, BEFORE_COMMIT};
+
+/// Body of `POST /orders`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderInput {
+    pub customer_id: Uuid,
+    /// 1 to 100 lines, each product at most once.
+    pub lines: Vec<LineInput>,
+    pub shipping_address: AddressInput,
+}
+
+/// One line of `POST /orders`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineInput {
+    pub product_id: Uuid,
+    /// 1 to 1000.
+    pub quantity: i64,
+}
+
+/// Shipping address of `POST /orders`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInput {
+    pub line1: String,
+    #[serde(default)]
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, e.g. `GB`.
+    pub country: String,
+}
+
+struct ValidOrder {
+    customer_id: CustomerId,
+    lines: Vec<(ProductId, Quantity)>,
+    address: ShippingAddress,
+}
+
+fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
+    // The domain refuses this too; checking first avoids locking a
+    // thousand stock rows for a request that cannot succeed.
+    if input.lines.len() > MAX_LINES {
+        return Err(DomainError::TooManyLines { max: MAX_LINES }.into());
+    }
+    let mut errors = Vec::new();
+    let mut lines = Vec::with_capacity(input.lines.len());
+    for (i, line) in input.lines.iter().enumerate() {
+        match Quantity::new(line.quantity) {
+            Ok(q) => lines.push((ProductId(line.product_id), q)),
+            Err(e) => errors.push(FieldError {
+                field: format!("lines[{i}].quantity"),
+                message: e.to_string(),
+            }),
+        }
+    }
+    let a = &input.shipping_address;
+    let line1 = address_text(&mut errors, "line1", &a.line1, 200);
+    let line2 = match a.line2.as_deref() {
+        Some(l) if !l.trim().is_empty() => address_text(&mut errors, "line2", l, 200),
+        _ => None,
+    };
+    let city = address_text(&mut errors, "city", &a.city, 100);
+    let postal_code = address_text(&mut errors, "postal_code", &a.postal_code, 20);
+    let country = Text::parse(&a.country.to_ascii_uppercase(), 2)
+        .ok()
+        .filter(|c| c.as_str().len() == 2 && c.as_str().bytes().all(|b| b.is_ascii_uppercase()));
+    if country.is_none() {
+        errors.push(FieldError {
+            field: "shipping_address.country".into(),
+            message: "must be an ISO 3166-1 alpha-2 code such as GB".into(),
+        });
+    }
+    match (line1, city, postal_code, country) {
+        (Some(line1), Some(city), Some(postal_code), Some(country)) if errors.is_empty() => {
+            Ok(ValidOrder {
+                customer_id: CustomerId(input.customer_id),
+                lines,
+                address: ShippingAddress {
+                    line1,
+                    line2,
+                    city,
+                    postal_code,
+                    country,
+                },
+            })
+        }
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+fn address_text(errors: &mut Vec<FieldError>, field: &str, raw: &str, max: usize) -> Option<Text> {
+    Text::parse(raw, max)
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: format!("shipping_address.{field}"),
+                message: e.to_string(),
+            })
+        })
+        .ok()
+}
+
+/// `POST /orders`
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body = PlaceOrderInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
+    responses(
+        (status = 201, body = OrderAccepted, description = "Placed; `Location` names the order, `ETag` is its version"),
+        (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+pub async fn place_order(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    key: IdempotencyKey,
+    body: ApiJson<PlaceOrderInput>,
+) -> ApiResult<Response> {
+    let result = place(&state, &actor, &meta, key, body).await;
+    record("place", &result);
+    result
+}
+
+async fn place(
+    state: &AppState,
+    actor: &Actor,
+    meta: &RequestMeta,
+    key: IdempotencyKey,
+    body: ApiJson<PlaceOrderInput>,
+) -> ApiResult<Response> {
+    let valid = validate(&body.value)?;
+    let print = fingerprint("POST", "/orders", &body.bytes);
+    let run = async move |tx: &mut sqlx::PgConnection| {
+        let customer = store::load_customer(tx, valid.customer_id).await?.ok_or(
+            ApiError::UnknownReference {
+                what: "customer",
+                id: valid.customer_id.0,
+            },
+        )?;
+        let mut ids: Vec<Uuid> = valid.lines.iter().map(|(p, _)| p.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let facts: HashMap<ProductId, _> = store::lock_products(tx, &ids)
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect();
+        let lines = valid
+            .lines
+            .iter()
+            .map(|(id, q)| {
+                facts
+                    .get(id)
+                    .map(|f| (f.clone(), *q))
+                    .ok_or(ApiError::UnknownReference {
+                        what: "product",
+                        id: id.0,
+                    })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let order_id = OrderId::new();
+        let command = Command::Place(PlaceOrder {
+            order_id,
+            customer,
+            lines,
+            shipping_address: valid.address,
+        });
+        let events = decide(None, command)?;
+        let at = now();
+        let mut order = None;
+        for event in &events {
+            order = Some(evolve(order, event, at)?);
+        }
+        let order = order.ok_or(DomainError::CorruptHistory("PlaceOrder decided no event"))?;
+        store::insert_order(tx, &order).await?;
+        state.faults.check(AFTER_STATE_WRITE)?;
+        let envelopes = envelopes(order_id, 0, &events, meta, at);
+        orderflow_outbox::append(tx, &envelopes, meta.traceparent.as_deref()).await?;
+        state.faults.check(BEFORE_COMMIT)?;
+        Ok(accepted(StatusCode::CREATED, &order).location(format!("/orders/{order_id}")))
+    };
+    state.execute(actor, &key, &print, run).await
+}
