@@ -7,6 +7,8 @@
 # Root of the repository and of all stack state (data, logs, cached jars).
 REPO_ROOT="${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 STACK_DIR="${ORDERFLOW_STACK_DIR:-$REPO_ROOT/.stack}"
+# Cached Maven jars; a second stack (say, a test's private broker) can share them.
+JARS_DIR="${ORDERFLOW_JARS_DIR:-$STACK_DIR/jars}"
 
 PG_PORT="${PG_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"

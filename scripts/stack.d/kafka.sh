@@ -11,7 +11,7 @@
 #   $STACK_DIR/kafka/kafka.pid
 
 KAFKA_SPEC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/kafka" && pwd)"
-KAFKA_JARS_DIR="$STACK_DIR/jars/kafka"
+KAFKA_JARS_DIR="$JARS_DIR/kafka"
 KAFKA_STATE_DIR="$STACK_DIR/kafka"
 KAFKA_DATA_DIR="$KAFKA_STATE_DIR/data"
 KAFKA_LOG_DIR="$KAFKA_STATE_DIR/logs"

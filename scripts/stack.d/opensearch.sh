@@ -15,7 +15,7 @@
 
 OPENSEARCH_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/opensearch" && pwd)"
 OPENSEARCH_HOME="$STACK_DIR/opensearch"
-OPENSEARCH_JARS="$STACK_DIR/jars/opensearch"
+OPENSEARCH_JARS="$JARS_DIR/opensearch"
 OPENSEARCH_CLASSES="$OPENSEARCH_HOME/classes"
 OPENSEARCH_LOG="$OPENSEARCH_HOME/logs/opensearch.log"
 OPENSEARCH_PIDFILE="$OPENSEARCH_HOME/opensearch.pid"

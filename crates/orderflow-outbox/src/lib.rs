@@ -69,3 +69,74 @@ pub async fn append(
         .await?;
     Ok(())
 }
+
+/// An outbox row on its way to Kafka.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub aggregate_id: uuid::Uuid,
+    pub aggregate_version: i64,
+    /// The envelope JSON, as the message value.
+    pub envelope: String,
+    pub traceparent: Option<String>,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// Which rows a relay owns: all rows whose aggregate hashes to `index` of
+/// `count`. An order always falls in one shard, so one relay publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: i64,
+    pub count: i64,
+}
+
+/// Up to `limit` unpublished rows of `shard`, oldest id first.
+pub async fn fetch_unpublished(
+    conn: &mut PgConnection,
+    shard: Shard,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, Error> {
+    Ok(sqlx::query_as(include_str!("sql/fetch_unpublished.sql"))
+        .bind(shard.index)
+        .bind(shard.count)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Marks rows published (after Kafka acknowledged every one of them).
+pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, Error> {
+    let done = sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes up to `batch` rows published more than `retention` ago.
+pub async fn prune(
+    conn: &mut PgConnection,
+    retention: std::time::Duration,
+    batch: i64,
+) -> Result<u64, Error> {
+    let done = sqlx::query(include_str!("sql/prune.sql"))
+        .bind(retention.as_secs_f64())
+        .bind(batch)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Unpublished rows and the age of the oldest, in seconds.
+pub async fn backlog(conn: &mut PgConnection) -> Result<(i64, f64), Error> {
+    let (count, age): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((count, age.unwrap_or(0.0)))
+}

@@ -99,7 +99,7 @@ pub async fn fresh_database(prefix: &str) -> TestDatabase {
     let _ = admin.close().await;
     let db_options = options.clone().database(&name);
     let pool = PgPoolOptions::new()
-        .max_connections(20)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(db_options)
         .await

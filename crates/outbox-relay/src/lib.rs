@@ -2,15 +2,30 @@
 //!
 //! Publishing is at least once (a batch is marked published only after every
 //! delivery report is positive) and in per-order order (one active relay per
-//! shard, rows read in id order). Consumers deduplicate; the relay never
-//! drops.
+//! shard, rows read in id order, the producer idempotent and never timing a
+//! message out). Consumers deduplicate; the relay never drops. It wakes on
+//! `NOTIFY outbox` from committing commands and polls as a fallback.
+
+pub mod leader;
+pub mod publisher;
+pub mod topic;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use orderflow_outbox::Shard;
+use orderflow_service::config::parse_duration;
 use orderflow_service::stores::kafka::{self, KafkaArgs};
 use orderflow_service::stores::postgres::{self, WriteDbArgs};
-use orderflow_service::{CommonArgs, Readiness, ops, shutdown};
+use orderflow_service::{CommonArgs, Readiness, Service, ops, shutdown};
+use rdkafka::producer::FutureProducer;
+use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
+
+use crate::leader::Relay;
+use crate::topic::TopicSpec;
 
 /// Service name in logs, traces and metrics.
 pub const NAME: &str = "outbox-relay";
@@ -28,31 +43,104 @@ pub struct Settings {
     pub write_db: WriteDbArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Partitions of the events topic when the relay creates it (and the
+    /// minimum it accepts when the topic exists).
+    #[arg(long, env = "EVENTS_TOPIC_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// Replication factor of the events topic when the relay creates it.
+    #[arg(long, env = "EVENTS_TOPIC_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+    /// `retention.ms` of the events topic when the relay creates it (-1: forever).
+    #[arg(long, env = "EVENTS_TOPIC_RETENTION_MS", default_value_t = -1, allow_hyphen_values = true)]
+    pub retention_ms: i64,
+    /// Most rows published per batch.
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 1000)]
+    pub batch_size: i64,
+    /// Fallback poll interval when no NOTIFY arrives.
+    #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How often a standby tries to take over a shard.
+    #[arg(long, env = "RELAY_STANDBY_POLL", default_value = "1s", value_parser = parse_duration)]
+    pub standby_poll: Duration,
+    /// Number of shards (one active relay each); every replica must agree.
+    #[arg(long, env = "RELAY_SHARDS", default_value_t = 1)]
+    pub shards: i64,
+    /// Published rows are deleted after this long.
+    #[arg(long, env = "OUTBOX_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub outbox_retention: Duration,
 }
 
 /// Runs the relay until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
+    anyhow::ensure!(settings.shards >= 1, "RELAY_SHARDS must be at least 1");
+    anyhow::ensure!(
+        settings.batch_size >= 1,
+        "RELAY_BATCH_SIZE must be at least 1"
+    );
     let pool = postgres::pool(
         &settings.write_db.url,
         settings.write_db.max_connections,
         NAME,
     )?;
+    let connect: PgConnectOptions = settings
+        .write_db
+        .url
+        .expose()
+        .parse::<PgConnectOptions>()
+        .context("WRITE_DATABASE_URL")?
+        .application_name(NAME);
+    let spec = TopicSpec {
+        name: settings.kafka.events_topic.clone(),
+        partitions: settings.partitions,
+        replication: settings.replication,
+        retention_ms: settings.retention_ms,
+    };
+    topic::ensure(&settings.kafka.client_config(NAME), &spec).await?;
+    let producer: FutureProducer = publisher::producer_config(settings.kafka.client_config(NAME))
+        .create()
+        .context("creating the Kafka producer")?;
+
     let kafka_probe = kafka::prober(&settings.kafka, NAME)?;
     let readiness = Readiness::new()
-        .check("postgres", move || postgres::probe(pool.clone()))
+        .check("postgres", {
+            let pool = pool.clone();
+            move || postgres::probe(pool.clone())
+        })
         .check("kafka", move || {
             let probe = kafka_probe.clone();
             async move { probe.probe().await }
         });
-    let router = ops::router(NAME, readiness);
-    shutdown::serve_until_stopped(
-        NAME,
-        settings.ops_addr,
-        router,
-        settings.common.shutdown_grace,
-        token,
-    )
-    .await
+
+    let relay = Arc::new(Relay {
+        pool: pool.clone(),
+        connect,
+        producer,
+        topic: spec.name,
+        batch_size: settings.batch_size,
+        poll_interval: settings.poll_interval,
+        standby_poll: settings.standby_poll,
+    });
+    let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
+    service.serve(
+        "ops",
+        shutdown::bind(settings.ops_addr).await?,
+        ops::router(NAME, readiness),
+    );
+    for index in 0..settings.shards {
+        let shard = Shard {
+            index,
+            count: settings.shards,
+        };
+        service.spawn(
+            &format!("shard-{index}"),
+            leader::run_shard(relay.clone(), shard, token.clone()),
+        );
+    }
+    service.spawn(
+        "housekeeping",
+        leader::housekeeping(pool, settings.outbox_retention, token),
+    );
+    service.run().await
 }
 
 orderflow_service::settings_test!(Settings);

@@ -1,0 +1,220 @@
+//! One active relay per shard, by a Postgres advisory lock.
+//!
+//! Every replica tries to take each shard's session-level advisory lock on a
+//! dedicated connection. The holder publishes that shard; the others retry
+//! every `standby_poll`. The lock lives exactly as long as the holder's
+//! connection: when the process dies, even by `kill -9`, the kernel closes
+//! the socket, Postgres ends the session and a standby takes over on its next
+//! try. The leader does all of its reads and writes on that same connection,
+//! so a leader that has lost its lock has also lost the means to publish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_outbox::{NOTIFY_CHANNEL, Shard};
+use rdkafka::producer::FutureProducer;
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::publisher::{Outcome, publish_batch};
+
+/// First of the two advisory-lock keys; the second is the shard index.
+const LOCK_NAMESPACE: i32 = 0x4f46;
+
+/// What every shard worker shares.
+pub struct Relay {
+    pub pool: PgPool,
+    pub connect: PgConnectOptions,
+    pub producer: FutureProducer,
+    pub topic: String,
+    pub batch_size: i64,
+    pub poll_interval: Duration,
+    pub standby_poll: Duration,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("topic", &self.topic)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+/// Runs one shard until `token` is cancelled: stand by until this process
+/// holds the shard's lock, publish while it does, stand by again if it is
+/// lost.
+pub async fn run_shard(
+    relay: Arc<Relay>,
+    shard: Shard,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let label = shard.index.to_string();
+    loop {
+        let Some(mut conn) = acquire(&relay, shard, &token).await else {
+            return Ok(());
+        };
+        tracing::info!(shard = shard.index, "relay.leader acquired");
+        metrics::gauge!("relay_leader", "shard" => label.clone()).set(1.0);
+        let result = lead(&relay, &mut conn, shard, &token).await;
+        metrics::gauge!("relay_leader", "shard" => label.clone()).set(0.0);
+        // Closing the connection releases the lock for a standby.
+        let _ = conn.close().await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                tracing::warn!(shard = shard.index, error = %err, "relay.leader lost; standing by");
+                if sleep_or_cancel(relay.standby_poll, &token).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Waits until this process holds the shard's lock; `None` when cancelled.
+async fn acquire(relay: &Relay, shard: Shard, token: &CancellationToken) -> Option<PgConnection> {
+    loop {
+        match try_lock(relay, shard).await {
+            Ok(Some(conn)) => return Some(conn),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(shard = shard.index, error = %err, "relay.leader lock attempt failed")
+            }
+        }
+        if sleep_or_cancel(relay.standby_poll, token).await {
+            return None;
+        }
+    }
+}
+
+async fn try_lock(relay: &Relay, shard: Shard) -> sqlx::Result<Option<PgConnection>> {
+    let mut conn = relay.connect.connect().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(LOCK_NAMESPACE)
+        .bind(shard.index as i32)
+        .fetch_one(&mut conn)
+        .await?;
+    if locked {
+        Ok(Some(conn))
+    } else {
+        let _ = conn.close().await;
+        Ok(None)
+    }
+}
+
+/// Publishes while holding the lock. Returns `Ok` when cancelled and `Err`
+/// when the database connection failed (leadership is then in doubt).
+async fn lead(
+    relay: &Relay,
+    conn: &mut PgConnection,
+    shard: Shard,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    // Listen before the first read, so no commit between the read and the
+    // wait can go unnoticed.
+    let mut listener = PgListener::connect_with(&relay.pool).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if token.is_cancelled() {
+            return Ok(());
+        }
+        match publish_batch(conn, &relay.producer, &relay.topic, shard, relay.batch_size).await? {
+            Outcome::Published(n) => {
+                backoff = Duration::from_millis(100);
+                tracing::debug!(shard = shard.index, published = n, "relay.publish batch");
+                if (n as i64) < relay.batch_size && wait_for_work(relay, &mut listener, token).await
+                {
+                    return Ok(());
+                }
+            }
+            Outcome::Idle => {
+                if wait_for_work(relay, &mut listener, token).await {
+                    return Ok(());
+                }
+            }
+            Outcome::Retry(err) => {
+                metrics::counter!("relay_publish_errors_total").increment(1);
+                tracing::warn!(shard = shard.index, error = %err, backoff = ?backoff, "relay.publish kafka refused; retrying the batch");
+                if sleep_or_cancel(backoff, token).await {
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Waits for a commit notification or the polling interval; true when cancelled.
+async fn wait_for_work(
+    relay: &Relay,
+    listener: &mut PgListener,
+    token: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        () = token.cancelled() => true,
+        received = listener.recv() => {
+            if let Err(err) = received {
+                // The listener reconnects on its next call; polling covers the gap.
+                tracing::debug!(error = %err, "relay.notify listener error");
+            }
+            // Many commits may have notified; one read serves them all.
+            while let Some(_pending) = listener.next_buffered() {}
+            false
+        }
+        () = tokio::time::sleep(relay.poll_interval) => false,
+    }
+}
+
+/// Sleeps; true when cancelled first.
+async fn sleep_or_cancel(duration: Duration, token: &CancellationToken) -> bool {
+    tokio::select! {
+        () = token.cancelled() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
+
+/// Keeps `relay_backlog_rows` and `relay_backlog_oldest_seconds` current and
+/// deletes published rows older than `retention`, in small batches.
+pub async fn housekeeping(
+    pool: PgPool,
+    retention: Duration,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        ticks += 1;
+        let Ok(mut conn) = pool.acquire().await else {
+            continue;
+        };
+        match orderflow_outbox::backlog(&mut conn).await {
+            Ok((rows, age)) => {
+                metrics::gauge!("relay_backlog_rows").set(rows as f64);
+                metrics::gauge!("relay_backlog_oldest_seconds").set(age);
+            }
+            Err(err) => tracing::warn!(error = %err, "relay.backlog query failed"),
+        }
+        if ticks % 12 == 0 {
+            loop {
+                match orderflow_outbox::prune(&mut conn, retention, 1000).await {
+                    Ok(1000) => continue,
+                    Ok(n) => {
+                        metrics::counter!("relay_pruned_total").increment(n);
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "relay.prune failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+use std::time::Duration;
+
+use clap::Parser as _;
+use orderflow_testkit::{TestDatabase, kafka_brokers, kafka_config, unique_name};
+use outbox_relay::Settings;
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Headers as _;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::helpers::{append, append_in, consume_all, drained, free_port, outbox_db, topic_name};
+
+/// Runs the relay in this process until the returned token is cancelled.
+fn start_relay(
+    db: &TestDatabase,
+    topic: &str,
+    extra: &[&str],
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let mut args = vec![
+        "outbox-relay".to_owned(),
+        "--write-database-url".into(),
+        db.url.clone(),
+        "--kafka-brokers".into(),
+        kafka_brokers(),
+        "--events-topic".into(),
+        topic.to_owned(),
+        "--ops-addr".into(),
+        format!("127.0.0.1:{}", free_port()),
+        "--standby-poll".into(),
+        "200ms".into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let settings = Settings::try_parse_from(args).expect("settings");
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(outbox_relay::run(settings, token.clone()));
+    (token, handle)
+}
+
+#[tokio::test]
+async fn publishes_envelopes_keyed_by_order_with_headers() {
+    let db = outbox_db().await;
+    let topic = topic_name();
+    let order = Uuid::now_v7();
+    for version in 1..=3 {
+        append(&db, order, version).await;
+    }
+    let (token, relay) = start_relay(&db, &topic, &[]);
+    drained(&db, Duration::from_secs(60)).await;
+
+    let consumer: StreamConsumer = kafka_config()
+        .set("group.id", unique_name("relay-headers"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let rows: Vec<(Uuid, serde_json::Value)> =
+        sqlx::query_as("SELECT event_id, envelope FROM outbox ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("rows");
+    for (event_id, envelope) in rows {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("message in time")
+            .expect("consume");
+        assert_eq!(message.key(), Some(order.to_string().as_bytes()));
+        let value: serde_json::Value =
+            serde_json::from_slice(message.payload().expect("payload")).expect("json");
+        assert_eq!(value, envelope, "the message value is the stored envelope");
+        let headers = message.headers().expect("headers");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("event_id"), Some(event_id.to_string()));
+        assert_eq!(header("event_type").as_deref(), Some("OrderDelivered"));
+        assert_eq!(header("schema_version").as_deref(), Some("1"));
+        assert_eq!(
+            header("traceparent").as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+    }
+    token.cancel();
+    relay.await.expect("join").expect("relay stops cleanly");
+}
+
+#[tokio::test]
+async fn visibility_gap_does_not_lose_the_late_committer() {
+    let db = outbox_db().await;
+    let topic = topic_name();
+    let (token, relay) = start_relay(&db, &topic, &["--poll-interval", "100ms"]);
+    let slow_order = Uuid::now_v7();
+    let fast_order = Uuid::now_v7();
+
+    // The slow transaction takes the lower id and stays open.
+    let mut slow = db.pool.begin().await.expect("begin");
+    append_in(&mut slow, slow_order, 1).await;
+    for version in 1..=3 {
+        append(&db, fast_order, version).await;
+    }
+    // Later rows are published while the earlier id is still invisible.
+    drained(&db, Duration::from_secs(60)).await;
+    let (published, min_published): (i64, i64) =
+        sqlx::query_as("SELECT count(*), min(id) FROM outbox WHERE published_at IS NOT NULL")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        published, 3,
+        "the fast order's rows went out while the slow one was open"
+    );
+    slow.commit().await.expect("commit");
+    let slow_id: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE aggregate_id = $1")
+        .bind(slow_order)
+        .fetch_one(&db.pool)
+        .await
+        .expect("slow row");
+    assert!(
+        slow_id < min_published,
+        "the late row has the lowest id ({slow_id} < {min_published})"
+    );
+
+    drained(&db, Duration::from_secs(60)).await;
+    let seen = consume_all(&topic, &[slow_order], 1, Duration::from_secs(60)).await;
+    assert_eq!(seen.applied.get(&slow_order), Some(&1));
+    let seen = consume_all(&topic, &[fast_order], 3, Duration::from_secs(60)).await;
+    assert_eq!(seen.duplicates, 0);
+    token.cancel();
+    relay.await.expect("join").expect("relay stops cleanly");
+}
+
+#[tokio::test]
+async fn refuses_a_topic_with_fewer_partitions() {
+    let db = outbox_db().await;
+    let topic = orderflow_testkit::fresh_topic("relay-small", 2).await;
+    let (_token, relay) = start_relay(&db, &topic, &["--partitions", "6"]);
+    let result = tokio::time::timeout(Duration::from_secs(60), relay)
+        .await
+        .expect("the relay gives up at once")
+        .expect("join");
+    let message = format!("{:#}", result.expect_err("must refuse"));
+    assert!(
+        message.contains("has 2 partitions but 6 are configured"),
+        "{message}"
+    );
+}
