@@ -1,0 +1,65 @@
+//! The inbox: which events a projector has already processed.
+
+use std::collections::HashSet;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::Event;
+
+/// One projector's view of the `inbox` table.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    pub consumer: &'static str,
+    pub pool: PgPool,
+}
+
+impl Inbox {
+    /// Event ids of `events` already processed.
+    pub async fn seen(&self, events: &[Event]) -> sqlx::Result<HashSet<Uuid>> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
+        let seen: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2)",
+        )
+        .bind(self.consumer)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(seen.into_iter().collect())
+    }
+
+    /// Records events as processed (idempotent), on the given connection so
+    /// a projection can make it part of its own transaction.
+    pub async fn record<'e>(
+        &self,
+        conn: &mut PgConnection,
+        events: impl IntoIterator<Item = &'e Event>,
+    ) -> sqlx::Result<()> {
+        let (mut ids, mut orders, mut versions) = (Vec::new(), Vec::new(), Vec::new());
+        for e in events {
+            ids.push(e.envelope.event_id);
+            orders.push(e.order_id());
+            versions.push(e.version());
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(include_str!("sql/inbox_record.sql"))
+            .bind(self.consumer)
+            .bind(&ids)
+            .bind(&orders)
+            .bind(&versions)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// [`Inbox::record`] on a pooled connection, for stores outside Postgres.
+    pub async fn record_now<'e>(
+        &self,
+        events: impl IntoIterator<Item = &'e Event>,
+    ) -> sqlx::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        self.record(&mut conn, events).await
+    }
+}

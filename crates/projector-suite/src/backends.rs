@@ -1,0 +1,242 @@
+//! The three projectors behind one interface, for a suite that runs the
+//! same tests against each.
+
+use std::collections::BTreeMap;
+
+use clap::Parser as _;
+use elasticsearch::indices::IndicesRefreshParts;
+use elasticsearch::{Elasticsearch, SearchParts};
+use orderflow_testkit::{TestDatabase, fresh_database, fresh_topic, kafka_brokers, unique_name};
+use redis::AsyncCommands as _;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Which projector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Summary,
+    Search,
+    Status,
+}
+
+/// Isolated resources for one test: database, topics, group, index alias,
+/// key prefix, and where the stores are.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub db: TestDatabase,
+    pub topic: String,
+    pub dlq_topic: String,
+    pub group: String,
+    pub alias: String,
+    pub prefix: String,
+    pub brokers: String,
+    pub search_url: String,
+    pub redis_url: String,
+}
+
+impl Env {
+    /// Fresh resources on the shared local stack.
+    pub async fn new(name: &str) -> Self {
+        let db = fresh_database(name).await;
+        orderflow_projector::MIGRATOR
+            .run(&db.pool)
+            .await
+            .expect("read-database migrations");
+        Self {
+            db,
+            topic: fresh_topic(&format!("{name}-events"), 3).await,
+            dlq_topic: fresh_topic(&format!("{name}-dlq"), 1).await,
+            group: unique_name(name),
+            alias: unique_name(&format!("{name}_orders")),
+            prefix: format!("{}:", unique_name(name)),
+            brokers: kafka_brokers(),
+            search_url: orderflow_testkit::search_url(),
+            redis_url: orderflow_testkit::redis_url(),
+        }
+    }
+}
+
+/// A projector running in this process.
+#[derive(Debug)]
+pub struct Running {
+    pub backend: Backend,
+    pub env: Env,
+    pub ops_port: u16,
+    token: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Backend {
+    /// Every backend, for the suite.
+    pub fn all() -> [Backend; 3] {
+        [Backend::Summary, Backend::Search, Backend::Status]
+    }
+
+    /// Starts the projector on `env`.
+    pub fn start(self, env: &Env) -> Running {
+        let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut args: Vec<String> = [
+            "projector",
+            "--ops-addr",
+            &format!("127.0.0.1:{ops_port}"),
+            "--read-database-url",
+            &env.db.url,
+            "--kafka-brokers",
+            &env.brokers,
+            "--events-topic",
+            &env.topic,
+            "--consumer-group",
+            &env.group,
+            "--dlq-topic",
+            &env.dlq_topic,
+            "--gap-timeout",
+            "3s",
+            "--held-retry",
+            "200ms",
+            "--max-attempts",
+            "2",
+            "--max-backoff",
+            "1s",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let token = CancellationToken::new();
+        let handle = match self {
+            Backend::Summary => {
+                let settings = summary_projector::Settings::try_parse_from(args).expect("settings");
+                tokio::spawn(summary_projector::run(settings, token.clone()))
+            }
+            Backend::Search => {
+                args.extend([
+                    "--search-url".into(),
+                    env.search_url.clone(),
+                    "--search-alias".into(),
+                    env.alias.clone(),
+                ]);
+                let settings = search_projector::Settings::try_parse_from(args).expect("settings");
+                tokio::spawn(search_projector::run(settings, token.clone()))
+            }
+            Backend::Status => {
+                args.extend([
+                    "--redis-url".into(),
+                    env.redis_url.clone(),
+                    "--redis-key-prefix".into(),
+                    env.prefix.clone(),
+                ]);
+                let settings = status_projector::Settings::try_parse_from(args).expect("settings");
+                tokio::spawn(status_projector::run(settings, token.clone()))
+            }
+        };
+        Running {
+            backend: self,
+            env: env.clone(),
+            ops_port,
+            token,
+            handle,
+        }
+    }
+}
+
+impl Running {
+    /// Stops the projector, finishing its batch.
+    pub async fn stop(self) {
+        self.token.cancel();
+        let result = self.handle.await.expect("projector task");
+        result.expect("projector stops cleanly");
+    }
+
+    /// `/readyz` status code.
+    pub async fn ready(&self) -> Option<u16> {
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", self.ops_port))
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    /// The read model as `{order_id: {...}}`, comparable across runs.
+    pub async fn state(&self) -> Value {
+        read_state(self.backend, &self.env).await
+    }
+}
+
+/// Reads a backend's read model (without needing a running projector).
+pub async fn read_state(backend: Backend, env: &Env) -> Value {
+    match backend {
+        Backend::Summary => {
+            let rows: Vec<(uuid::Uuid, Value)> = sqlx::query_as(
+                "SELECT order_id, to_jsonb(s) FROM order_summary s ORDER BY order_id",
+            )
+            .fetch_all(&env.db.pool)
+            .await
+            .expect("summary rows");
+            Value::Object(
+                rows.into_iter()
+                    .map(|(id, row)| (id.to_string(), row))
+                    .collect(),
+            )
+        }
+        Backend::Search => search_state(env)
+            .await
+            .unwrap_or(Value::Object(Default::default())),
+        Backend::Status => {
+            let client = redis::Client::open(env.redis_url.as_str()).expect("redis url");
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return Value::Object(Default::default());
+            };
+            let keys: Vec<String> = conn
+                .keys(format!("{}order:*", env.prefix))
+                .await
+                .unwrap_or_default();
+            let mut out = BTreeMap::new();
+            for key in keys {
+                let hash: BTreeMap<String, String> = conn.hgetall(&key).await.unwrap_or_default();
+                let id = key.rsplit(':').next().unwrap_or_default().to_owned();
+                let version = hash.get("version").and_then(|v| v.parse::<i64>().ok());
+                out.insert(id, json!({"status": hash.get("status"), "version": version, "updated_at": hash.get("updated_at")}));
+            }
+            json!(out)
+        }
+    }
+}
+
+async fn search_state(env: &Env) -> Option<Value> {
+    let url = env.search_url.parse().ok()?;
+    let transport = elasticsearch::http::transport::TransportBuilder::new(
+        elasticsearch::http::transport::SingleNodeConnectionPool::new(url),
+    )
+    .disable_proxy()
+    .build()
+    .ok()?;
+    let client = Elasticsearch::new(transport);
+    client
+        .indices()
+        .refresh(IndicesRefreshParts::Index(&[&env.alias]))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = client
+        .search(SearchParts::Index(&[&env.alias]))
+        .body(json!({"query": {"match_all": {}}, "size": 10000, "sort": [{"order_id": "asc"}]}))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let hits = body["hits"]["hits"].as_array()?;
+    Some(Value::Object(
+        hits.iter()
+            .map(|h| {
+                (
+                    h["_id"].as_str().unwrap_or_default().to_owned(),
+                    h["_source"].clone(),
+                )
+            })
+            .collect(),
+    ))
+}

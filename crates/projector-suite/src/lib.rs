@@ -1,0 +1,57 @@
+//! Support for the projector suite: a deterministic event sequence, a way to
+//! put events on a topic of the test's own, and one [`Backend`] per
+//! projector that starts it in-process against isolated resources and reads
+//! its read model back as comparable JSON.
+
+pub mod backends;
+pub mod events;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use backends::{Backend, Running};
+
+/// Puts raw messages on `topic` in order (key = order id), waiting for acks.
+pub async fn produce(brokers: &str, topic: &str, messages: &[(Uuid, Vec<u8>)]) {
+    let producer: FutureProducer = orderflow_testkit::kafka_config()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for (key, value) in messages {
+        let key = key.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+}
+
+/// Polls `read` until it says every order in `expected` reached its version.
+pub async fn wait_for_versions(
+    what: &str,
+    timeout: Duration,
+    expected: &[(Uuid, i64)],
+    read: impl Fn() -> BoxFuture<'static, Value>,
+) -> Value {
+    orderflow_testkit::eventually(what, timeout, || {
+        let fut = read();
+        async move {
+            let state = fut.await;
+            let done = expected.iter().all(|(order, version)| {
+                state[order.to_string()]["version"].as_i64() == Some(*version)
+            });
+            done.then_some(state)
+        }
+    })
+    .await
+}

@@ -1,0 +1,169 @@
+//! The search projection: read the batch's documents, fold the events in,
+//! write them back in one `_bulk` with the order version as external version.
+
+use std::collections::{HashMap, HashSet};
+
+use elasticsearch::http::request::JsonBody;
+use elasticsearch::{BulkParts, Elasticsearch, MgetParts};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection};
+use orderflow_readmodel::{OrderSummary, Step, apply};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Writes the orders search index.
+#[derive(Debug, Clone)]
+pub struct SearchProjection {
+    pub client: Elasticsearch,
+    pub alias: String,
+}
+
+/// The document: the summary plus fields shaped for search.
+#[derive(Debug, Serialize)]
+pub struct OrderDocument<'a> {
+    #[serde(flatten)]
+    pub summary: &'a OrderSummary,
+    pub product_names: Vec<String>,
+    pub skus: Vec<String>,
+}
+
+fn transient(err: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Transient(err.to_string())
+}
+
+impl SearchProjection {
+    async fn load(&self, orders: &[Uuid]) -> Result<HashMap<Uuid, OrderSummary>, ApplyError> {
+        let ids: Vec<String> = orders.iter().map(Uuid::to_string).collect();
+        let response = self
+            .client
+            .mget(MgetParts::Index(&self.alias))
+            .body(json!({"ids": ids}))
+            .send()
+            .await
+            .map_err(transient)?;
+        let status = response.status_code();
+        let body: Value = response.json().await.map_err(transient)?;
+        if !status.is_success() {
+            return Err(transient(format!("mget: {status} {body}")));
+        }
+        let mut current = HashMap::new();
+        for doc in body["docs"].as_array().into_iter().flatten() {
+            if doc["found"] == json!(true) {
+                let summary: OrderSummary = serde_json::from_value(doc["_source"].clone())
+                    .map_err(|e| {
+                        ApplyError::Refused(format!(
+                            "stored document {} unreadable: {e}",
+                            doc["_id"]
+                        ))
+                    })?;
+                current.insert(summary.order_id, summary);
+            }
+        }
+        Ok(current)
+    }
+}
+
+impl Projection for SearchProjection {
+    fn name(&self) -> &'static str {
+        crate::NAME
+    }
+
+    async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
+        let orders: Vec<Uuid> = events
+            .iter()
+            .map(Event::order_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut current = self.load(&orders).await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut changed = HashSet::new();
+        for event in events {
+            let step = apply(
+                current.get(&event.order_id()),
+                event.version(),
+                &event.event,
+                event.envelope.occurred_at,
+            );
+            outcomes.push(match step {
+                Step::Applied(next) => {
+                    changed.insert(next.order_id);
+                    current.insert(next.order_id, *next);
+                    Outcome::Applied
+                }
+                Step::Duplicate => Outcome::Duplicate,
+                Step::Gap { .. } => Outcome::Gap,
+                Step::Invalid(reason) => Outcome::Invalid(reason.to_owned()),
+            });
+        }
+
+        if !changed.is_empty() {
+            let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(changed.len() * 2);
+            let changed: Vec<Uuid> = changed.into_iter().collect();
+            for id in &changed {
+                let summary = &current[id];
+                body.push(json!({"index": {"_id": id, "version": summary.version, "version_type": "external"}}).into());
+                let doc = OrderDocument {
+                    summary,
+                    product_names: summary.product_names(),
+                    skus: summary.skus(),
+                };
+                body.push(
+                    serde_json::to_value(doc)
+                        .map_err(|e| ApplyError::Refused(e.to_string()))?
+                        .into(),
+                );
+            }
+            let response = self
+                .client
+                .bulk(BulkParts::Index(&self.alias))
+                .body(body)
+                .send()
+                .await
+                .map_err(transient)?;
+            let status = response.status_code();
+            let result: Value = response.json().await.map_err(transient)?;
+            if !status.is_success() {
+                return Err(transient(format!("bulk: {status} {result}")));
+            }
+            let mut stale = HashSet::new();
+            for item in result["items"].as_array().into_iter().flatten() {
+                let item = &item["index"];
+                let code = item["status"].as_u64().unwrap_or(0);
+                let id = item["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+                match code {
+                    200..=299 => {}
+                    // A newer version is already there: what we applied is a duplicate.
+                    409 => {
+                        if let Some(id) = id {
+                            stale.insert(id);
+                        }
+                    }
+                    429 | 500..=599 => {
+                        return Err(transient(format!("bulk item {code}: {}", item["error"])));
+                    }
+                    _ => {
+                        return Err(ApplyError::Refused(format!(
+                            "bulk item {code}: {}",
+                            item["error"]
+                        )));
+                    }
+                }
+            }
+            for (event, outcome) in events.iter().zip(outcomes.iter_mut()) {
+                if *outcome == Outcome::Applied && stale.contains(&event.order_id()) {
+                    *outcome = Outcome::Duplicate;
+                }
+            }
+        }
+
+        // Only now that the documents are written are the events processed.
+        let processed = events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Outcome::Applied | Outcome::Duplicate))
+            .map(|(e, _)| e);
+        inbox.record_now(processed).await.map_err(transient)?;
+        Ok(outcomes)
+    }
+}

@@ -1,0 +1,117 @@
+//! The status projection: one compare-and-set script call per event,
+//! pipelined per batch (one round trip), in per-order order.
+
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection};
+use orderflow_readmodel::{status_after, validate};
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::OnceCell;
+
+/// Writes `<prefix>order:<id>` hashes and publishes on `<prefix>status-changes`.
+#[derive(Debug, Clone)]
+pub struct StatusProjection {
+    pub client: redis::Client,
+    pub prefix: String,
+    connection: OnceCell<ConnectionManager>,
+}
+
+/// The key of an order's status hash.
+pub fn order_key(prefix: &str, order: uuid::Uuid) -> String {
+    format!("{prefix}order:{order}")
+}
+
+/// The pub/sub channel of status changes.
+pub fn channel(prefix: &str) -> String {
+    format!("{prefix}status-changes")
+}
+
+fn transient(err: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Transient(err.to_string())
+}
+
+impl StatusProjection {
+    /// A projection that connects on first use (a Redis outage at start-up
+    /// is then just a transient error), and reconnects by itself after.
+    pub fn new(client: redis::Client, prefix: String) -> Self {
+        Self {
+            client,
+            prefix,
+            connection: OnceCell::new(),
+        }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, ApplyError> {
+        self.connection
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+            .map_err(transient)
+    }
+}
+
+impl Projection for StatusProjection {
+    fn name(&self) -> &'static str {
+        crate::NAME
+    }
+
+    async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
+        let mut conn = self.connection().await?;
+        let channel = channel(&self.prefix);
+        let mut pipe = redis::pipe();
+        let invalid: Vec<Option<&'static str>> = events
+            .iter()
+            .map(|e| validate(e.version(), &e.event).err())
+            .collect();
+        for (event, invalid) in events.iter().zip(&invalid) {
+            if invalid.is_some() {
+                continue;
+            }
+            let status = status_after(&event.event);
+            let updated_at = event
+                .envelope
+                .occurred_at
+                .format(&Rfc3339)
+                .map_err(transient)?;
+            let message = json!({
+                "order_id": event.order_id(),
+                "status": status,
+                "version": event.version(),
+                "updated_at": updated_at,
+            });
+            pipe.cmd("EVAL")
+                .arg(include_str!("cas.lua"))
+                .arg(2)
+                .arg(order_key(&self.prefix, event.order_id()))
+                .arg(&channel)
+                .arg(event.version())
+                .arg(status)
+                .arg(&updated_at)
+                .arg(message.to_string());
+        }
+        let results: Vec<i64> = if invalid.iter().all(Option::is_some) {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn).await.map_err(transient)?
+        };
+        let mut results = results.into_iter();
+        let outcomes: Vec<Outcome> = invalid
+            .iter()
+            .map(|invalid| match invalid {
+                Some(reason) => Outcome::Invalid((*reason).to_owned()),
+                None => match results.next() {
+                    Some(1) => Outcome::Applied,
+                    Some(0) => Outcome::Duplicate,
+                    _ => Outcome::Gap,
+                },
+            })
+            .collect();
+        let processed = events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Outcome::Applied | Outcome::Duplicate))
+            .map(|(e, _)| e);
+        inbox.record_now(processed).await.map_err(transient)?;
+        Ok(outcomes)
+    }
+}
