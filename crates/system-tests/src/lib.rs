@@ -1,0 +1,94 @@
+//! Running the built service binaries as real processes for system tests.
+//!
+//! The binaries are the ones `cargo build --workspace --bins` puts next to
+//! the test executable's folder (`scripts/test` builds them first); a
+//! missing one fails the test with the command that builds it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A service binary running as a child process; killed when dropped.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    pub name: &'static str,
+    pub child: Child,
+    /// Where its `/readyz` is.
+    pub base: String,
+}
+
+/// Path of a workspace binary next to the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .expect("target dir");
+    assert!(
+        path.exists(),
+        "{} is missing: build the services first with `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+impl ServiceProcess {
+    /// Starts `name` with `env`, its ops/HTTP address on `port`.
+    pub fn start(name: &'static str, port: u16, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary(name));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .env("RUST_LOG", "warn")
+            .env("SHUTDOWN_GRACE", "5s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self {
+            name,
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn ready(&mut self, timeout: Duration) {
+        let url = format!("{}/readyz", self.base);
+        let name = self.name;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{name} exited during start-up: {status}");
+            }
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} not ready within {timeout:?} at {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
