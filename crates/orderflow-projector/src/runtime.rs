@@ -51,6 +51,11 @@ pub struct RuntimeSettings {
     /// How often held events are retried.
     #[arg(long = "held-retry", env = "PROJECTOR_HELD_RETRY", default_value = "1s", value_parser = parse_duration)]
     pub held_retry: Duration,
+    /// Deduplicate through the inbox. Only for measuring its cost: without
+    /// it a redelivered event is still caught by the version guard, but an
+    /// event id reused for a different version would not be.
+    #[arg(long = "inbox", env = "PROJECTOR_INBOX", default_value_t = true, action = clap::ArgAction::Set)]
+    pub inbox: bool,
     /// Longest pause between retries of a store that is down.
     #[arg(long = "max-backoff", env = "PROJECTOR_MAX_BACKOFF", default_value = "5s", value_parser = parse_duration)]
     pub max_backoff: Duration,
@@ -130,6 +135,7 @@ impl<P: Projection> Runtime<P> {
             inbox: Inbox {
                 consumer: name,
                 pool: pool.clone(),
+                enabled: settings.inbox,
             },
             held: Held {
                 consumer: name,

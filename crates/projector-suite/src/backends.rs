@@ -75,6 +75,11 @@ impl Backend {
 
     /// Starts the projector on `env`.
     pub fn start(self, env: &Env) -> Running {
+        self.start_with(env, &[])
+    }
+
+    /// Starts the projector on `env` with extra command-line settings.
+    pub fn start_with(self, env: &Env, extra: &[&str]) -> Running {
         let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -103,6 +108,7 @@ impl Backend {
             "1s",
         ]
         .iter()
+        .chain(extra)
         .map(|s| (*s).to_owned())
         .collect();
         let token = CancellationToken::new();
