@@ -1,16 +1,39 @@
 //! The query side: HTTP reads over the read models.
 //!
-//! Summaries come from the read database, search from the search index,
-//! status from Redis. The write database is reachable read-only for the
-//! `consistency=strong` fallback, which is why it is among the dependencies.
+//! Summaries and lists come from the read database, full-text search from
+//! the search index, status from Redis (falling back to the summary). A
+//! read may name the version a command returned (`min_version`) and then
+//! waits, by notification and up to a bound, for the read model to show it;
+//! `consistency=strong` reads the write database through a connection whose
+//! every transaction is read-only. Responses say which store answered, the
+//! version they reflect, and how far that store's projector lags.
+
+pub mod app;
+pub mod error;
+pub mod lag;
+pub mod level0;
+pub mod notify;
+pub mod openapi;
+pub mod params;
+pub mod search;
+pub mod status;
+pub mod summary;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use orderflow_service::config::parse_duration;
+use orderflow_service::stores::kafka::KafkaArgs;
 use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
 use orderflow_service::stores::redis::{self as redis_store, RedisArgs};
-use orderflow_service::stores::search::{self, SearchArgs};
-use orderflow_service::{CommonArgs, Readiness, ops, shutdown};
+use orderflow_service::stores::search::{self as search_store, SearchArgs};
+use orderflow_service::{CommonArgs, Readiness, Service, ops, shutdown};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
+
+use crate::app::{AppState, Groups};
 
 /// Service name in logs, traces and metrics.
 pub const NAME: &str = "order-query";
@@ -33,36 +56,114 @@ pub struct Settings {
     pub redis: RedisArgs,
     #[command(flatten)]
     pub search: SearchArgs,
+    /// Kafka, only to measure the projectors' lag for the staleness headers.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Longest wait of a `min_version` read before it answers 503.
+    #[arg(long, env = "CONSISTENCY_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub consistency_wait: Duration,
+    /// Heartbeat interval of status streams.
+    #[arg(long, env = "SSE_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Consumer groups of the summary, search and status projectors.
+    #[arg(long, env = "SUMMARY_GROUP", default_value = "summary-projector")]
+    pub summary_group: String,
+    #[arg(long, env = "SEARCH_GROUP", default_value = "search-projector")]
+    pub search_group: String,
+    #[arg(long, env = "STATUS_GROUP", default_value = "status-projector")]
+    pub status_group: String,
+    /// Serve the level-0 comparison endpoints (joins on the write database).
+    #[arg(long, env = "LEVEL0_ENDPOINTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub level0: bool,
 }
 
 /// Runs the query service until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
-    let read_pool = postgres::pool(
+    let read = postgres::pool(
         &settings.read_db.url,
         settings.read_db.max_connections,
         NAME,
     )?;
-    let write_pool = postgres::pool(
-        &settings.write_db.url,
-        settings.write_db.max_connections,
-        NAME,
-    )?;
+    // Every transaction on this pool is read-only, whatever its SQL says.
+    let write_options: PgConnectOptions = settings
+        .write_db
+        .url
+        .expose()
+        .parse::<PgConnectOptions>()
+        .context("WRITE_DATABASE_URL")?
+        .application_name(NAME)
+        .options([("default_transaction_read_only", "on")]);
+    let write = PgPoolOptions::new()
+        .max_connections(settings.write_db.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(write_options);
     let redis_client = settings.redis.client()?;
     let search_client = settings.search.client()?;
+    let state = AppState {
+        read: read.clone(),
+        write: write.clone(),
+        redis: Arc::default(),
+        redis_client: redis_client.clone(),
+        redis_prefix: settings.redis.key_prefix.clone(),
+        search: search_client.clone(),
+        alias: settings.search.alias.clone(),
+        notifier: notify::Notifier::default(),
+        lag: lag::Lag::default(),
+        groups: Groups {
+            summary: settings.summary_group.clone(),
+            search: settings.search_group.clone(),
+            status: settings.status_group.clone(),
+        },
+        consistency_wait: settings.consistency_wait,
+        heartbeat: settings.heartbeat,
+        level0: settings.level0,
+    };
     let readiness = Readiness::new()
-        .check("read-db", move || postgres::probe(read_pool.clone()))
-        .check("write-db", move || postgres::probe(write_pool.clone()))
-        .check("redis", move || redis_store::probe(redis_client.clone()))
-        .check("search", move || search::probe(search_client.clone()));
-    let router = ops::router(NAME, readiness);
-    shutdown::serve_until_stopped(
-        NAME,
-        settings.http_addr,
-        router,
-        settings.common.shutdown_grace,
-        token,
-    )
-    .await
+        .check("read-db", move || postgres::probe(read.clone()))
+        .check("write-db", move || postgres::probe(write.clone()))
+        .check("redis", {
+            let client = redis_client.clone();
+            move || redis_store::probe(client.clone())
+        })
+        .check("search", move || search_store::probe(search_client.clone()));
+
+    let listener = shutdown::bind(settings.http_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "order_query.start listening");
+    let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
+    service.spawn(
+        "summary-notifications",
+        notify::listen_summary(
+            state.read.clone(),
+            state.notifier.summary.clone(),
+            token.clone(),
+        ),
+    );
+    service.spawn(
+        "status-notifications",
+        notify::listen_status(
+            redis_client,
+            format!("{}status-changes", settings.redis.key_prefix),
+            state.notifier.status.clone(),
+            token.clone(),
+        ),
+    );
+    service.spawn(
+        "lag",
+        lag::track(
+            settings.kafka.client_config(NAME),
+            settings.kafka.events_topic.clone(),
+            vec![
+                state.groups.summary.clone(),
+                state.groups.search.clone(),
+                state.groups.status.clone(),
+            ],
+            state.lag.clone(),
+            token.clone(),
+        ),
+    );
+    let router = app::router(state).merge(ops::router(NAME, readiness));
+    service.serve("http", listener, router);
+    service.run().await
 }
 
 orderflow_service::settings_test!(Settings);

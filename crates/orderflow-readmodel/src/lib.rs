@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// Postgres channel on which the summary projector announces, after each
+/// commit, `order_id:version` pairs (comma-separated) of the rows it changed;
+/// the query API waits on it for read-your-own-writes.
+pub const SUMMARY_CHANNEL: &str = "order_summary_changed";
+
 /// One line as the summary screen shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryLine {

@@ -16,7 +16,7 @@ pub fn mapping() -> Value {
             "order_id": {"type": "keyword"},
             "customer_id": {"type": "keyword"},
             "customer_name": text_and_keyword,
-            "customer_email": {"type": "text", "analyzer": "simple", "fields": {"raw": {"type": "keyword"}}},
+            "customer_email": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
             "status": {"type": "keyword"},
             "currency": {"type": "keyword"},
             "total_minor": {"type": "long"},
@@ -24,10 +24,10 @@ pub fn mapping() -> Value {
             "item_count": {"type": "long"},
             "lines": {"type": "object", "enabled": false},
             "product_names": text_and_keyword,
-            "skus": {"type": "keyword"},
+            "skus": {"type": "keyword", "normalizer": "lowercase"},
             "payment_reference": {"type": "keyword"},
             "carrier": {"type": "keyword"},
-            "tracking_number": {"type": "keyword"},
+            "tracking_number": {"type": "keyword", "normalizer": "lowercase"},
             "cancel_reason": {"type": "text"},
             "refund_minor": {"type": "long"},
             "placed_at": {"type": "date"},
@@ -58,7 +58,13 @@ pub async fn ensure(client: &Elasticsearch, alias: &str) -> anyhow::Result<()> {
         .indices()
         .create(IndicesCreateParts::Index(&index))
         .body(json!({
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+            "settings": {
+                "number_of_shards": 1,
+                "number_of_replicas": 0,
+                "refresh_interval": "1s",
+                // SKUs and tracking numbers match whatever case is typed.
+                "analysis": {"normalizer": {"lowercase": {"type": "custom", "filter": ["lowercase"]}}}
+            },
             "mappings": mapping(),
             "aliases": {alias: {"is_write_index": true}}
         }))

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection};
-use orderflow_readmodel::{OrderSummary, Step, apply};
+use orderflow_readmodel::{OrderSummary, SUMMARY_CHANNEL, Step, apply};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -84,10 +84,23 @@ impl Projection for SummaryProjection {
             let rows: Vec<&OrderSummary> =
                 changed.iter().filter_map(|id| current.get(id)).collect();
             sqlx::query(include_str!("sql/upsert.sql"))
-                .bind(sqlx::types::Json(rows))
+                .bind(sqlx::types::Json(&rows))
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
+            // Delivered on commit; chunked to stay far below NOTIFY's 8 KB.
+            let pairs: Vec<String> = rows
+                .iter()
+                .map(|s| format!("{}:{}", s.order_id, s.version))
+                .collect();
+            for chunk in pairs.chunks(100) {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(SUMMARY_CHANNEL)
+                    .bind(chunk.join(","))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
         }
         tx.commit().await.map_err(classify)?;
         Ok(outcomes)

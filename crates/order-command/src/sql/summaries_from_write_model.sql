@@ -1,6 +1,14 @@
 -- The order summary as the write model says it should be: what every read
--- model must converge to once the pipeline is drained. Same field names as
--- orderflow_readmodel::OrderSummary.
+-- model must converge to once the pipeline is drained, and the level-0
+-- comparison endpoint (joins on every read). Same field names as
+-- orderflow_readmodel::OrderSummary. $1: order ids or NULL for all;
+-- $2: at most this many, newest first (NULL: no limit).
+WITH chosen AS (
+    SELECT id FROM orders
+    WHERE $1::uuid[] IS NULL OR id = ANY($1)
+    ORDER BY placed_at DESC, id DESC
+    LIMIT $2
+)
 SELECT jsonb_build_object(
     'order_id', o.id,
     'customer_id', o.customer_id,
@@ -29,8 +37,8 @@ SELECT jsonb_build_object(
     'version', o.version,
     'updated_at', greatest(o.placed_at, p.paid_at, s.shipped_at, o.delivered_at, o.cancelled_at)
 )
-FROM orders o
+FROM chosen c
+JOIN orders o ON o.id = c.id
 LEFT JOIN payments p ON p.order_id = o.id
 LEFT JOIN shipments s ON s.order_id = o.id
-WHERE $1::uuid[] IS NULL OR o.id = ANY($1)
-ORDER BY o.id
+ORDER BY o.placed_at DESC, o.id DESC

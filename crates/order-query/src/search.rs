@@ -1,0 +1,143 @@
+//! `GET /orders/search`: full text over the search index.
+//!
+//! The user's text goes into a `multi_match` query, which analyses it as
+//! plain text: no operator, wildcard or field syntax in it is interpreted,
+//! so it cannot widen the filters.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use elasticsearch::SearchParts;
+use orderflow_readmodel::OrderSummary;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::{AppState, Source};
+use crate::error::{QueryError, QueryResult};
+use crate::params::{Cursor, MAX_QUERY_CHARS, RawParams};
+use crate::summary::OrderPage;
+
+/// `GET /orders/search`
+#[utoipa::path(get, path = "/orders/search", tag = "orders",
+    params(("q" = Option<String>, Query, description = "Text matched against customer name and email, product names, SKUs and tracking number; at most 200 characters"),
+        ("customer_id" = Option<uuid::Uuid>, Query), ("status" = Option<String>, Query),
+        ("placed_from" = Option<String>, Query), ("placed_to" = Option<String>, Query),
+        ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = OrderPage), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+pub async fn search_orders(
+    State(state): State<AppState>,
+    params: RawParams,
+) -> QueryResult<Response> {
+    params.only(&[
+        "q",
+        "customer_id",
+        "status",
+        "placed_from",
+        "placed_to",
+        "limit",
+        "cursor",
+    ])?;
+    let limit = params.limit()?;
+    let mut must = Vec::new();
+    if let Some(q) = params.str("q") {
+        let q = q.trim();
+        if q.chars().count() > MAX_QUERY_CHARS {
+            return Err(QueryError::param(
+                "q",
+                format!("at most {MAX_QUERY_CHARS} characters"),
+            ));
+        }
+        if q.chars().any(char::is_control) {
+            return Err(QueryError::param(
+                "q",
+                "must not contain control characters",
+            ));
+        }
+        if !q.is_empty() {
+            must.push(json!({"multi_match": {
+                "query": q,
+                "fields": ["customer_name", "customer_email", "product_names", "skus", "tracking_number"],
+                "operator": "and",
+                "lenient": true
+            }}));
+        }
+    }
+    let mut filter = Vec::new();
+    if let Some(customer) = params.uuid("customer_id")? {
+        filter.push(json!({"term": {"customer_id": customer}}));
+    }
+    if let Some(status) = params.status()? {
+        filter.push(json!({"term": {"status": status}}));
+    }
+    let mut range = serde_json::Map::new();
+    if let Some(from) = params.time("placed_from")? {
+        range.insert(
+            "gte".into(),
+            json!(from.format(&Rfc3339).unwrap_or_default()),
+        );
+    }
+    if let Some(to) = params.time("placed_to")? {
+        range.insert("lt".into(), json!(to.format(&Rfc3339).unwrap_or_default()));
+    }
+    if !range.is_empty() {
+        filter.push(json!({"range": {"placed_at": range}}));
+    }
+    let mut body = json!({
+        "size": limit + 1,
+        "query": {"bool": {"must": must, "filter": filter}},
+        "sort": [{"placed_at": "desc"}, {"order_id": "desc"}],
+        "track_total_hits": false
+    });
+    if let Some(cursor) = params.cursor()? {
+        let millis = (cursor.placed_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        body["search_after"] = json!([millis, cursor.order_id.to_string()]);
+    }
+    let response = state
+        .search
+        .search(SearchParts::Index(&[&state.alias]))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+    let status = response.status_code();
+    let result: Value = response
+        .json()
+        .await
+        .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+    if !status.is_success() {
+        return Err(QueryError::Unavailable(format!(
+            "search: {status} {}",
+            result["error"]["type"]
+        )));
+    }
+    let hits = result["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut items = Vec::with_capacity(hits.len());
+    let mut sorts = Vec::with_capacity(hits.len());
+    for hit in hits {
+        if let Ok(summary) = serde_json::from_value::<OrderSummary>(hit["_source"].clone()) {
+            items.push(summary);
+            sorts.push(hit["sort"][0].as_i64().unwrap_or(0));
+        }
+    }
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        let last = items.last().expect("non-empty");
+        let millis = sorts[items.len() - 1];
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .ok()
+            .map(|placed_at| {
+                Cursor {
+                    placed_at,
+                    order_id: last.order_id,
+                }
+                .encode()
+            })
+    } else {
+        None
+    };
+    let headers = state.staleness(Source::Search, None);
+    Ok((headers, Json(OrderPage { items, next_cursor })).into_response())
+}

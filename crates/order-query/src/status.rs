@@ -1,0 +1,212 @@
+//! `GET /orders/{id}/status` (Redis, falling back to the summary) and
+//! `GET /orders/{id}/status/stream` (server-sent events).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use redis::AsyncCommands as _;
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::app::{AppState, Source};
+use crate::error::{QueryError, QueryResult};
+use crate::notify::StatusChange;
+use crate::params::{OrderPath, RawParams};
+use crate::summary::retry_after;
+
+/// An order's status and where it came from.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    pub order_id: Uuid,
+    pub status: String,
+    pub version: i64,
+    pub updated_at: String,
+    /// `cache` (Redis) or `summary` (the fallback on a cache miss).
+    pub source: &'static str,
+}
+
+async fn from_cache(state: &AppState, order: Uuid) -> Option<StatusView> {
+    let mut conn = state.redis().await?;
+    let key = format!("{}order:{order}", state.redis_prefix);
+    let entry: HashMap<String, String> = conn.hgetall(&key).await.ok()?;
+    Some(StatusView {
+        order_id: order,
+        status: entry.get("status")?.clone(),
+        version: entry.get("version")?.parse().ok()?,
+        updated_at: entry.get("updated_at").cloned().unwrap_or_default(),
+        source: "cache",
+    })
+}
+
+async fn from_summary(state: &AppState, order: Uuid) -> QueryResult<Option<StatusView>> {
+    Ok(crate::summary::load(state, order)
+        .await?
+        .map(|s| StatusView {
+            order_id: order,
+            status: s.status,
+            version: s.version,
+            updated_at: s
+                .updated_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            source: "summary",
+        }))
+}
+
+/// The freshest of cache and summary (the cache normally; the summary when
+/// the cache misses or is behind).
+async fn current(state: &AppState, order: Uuid) -> QueryResult<Option<StatusView>> {
+    let cached = from_cache(state, order).await;
+    let summary = from_summary(state, order).await?;
+    Ok(match (cached, summary) {
+        (Some(c), Some(s)) if s.version > c.version => Some(s),
+        (Some(c), _) => Some(c),
+        (None, s) => s,
+    })
+}
+
+/// `GET /orders/{id}/status`
+#[utoipa::path(get, path = "/orders/{id}/status", tag = "status",
+    params(("id" = Uuid, Path), ("min_version" = Option<i64>, Query, description = "wait (bounded) for this version")),
+    responses((status = 200, body = StatusView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+pub async fn get_status(
+    State(state): State<AppState>,
+    OrderPath(id): OrderPath,
+    params: RawParams,
+) -> QueryResult<Response> {
+    params.only(&["min_version"])?;
+    let wanted = params.min_version()?;
+    let mut changes = state.notifier.status.subscribe();
+    let mut summaries = state.notifier.summary.subscribe();
+    let deadline = tokio::time::Instant::now() + state.consistency_wait;
+    loop {
+        let view = current(&state, id).await?;
+        let satisfied = match (&view, wanted) {
+            (Some(v), Some(w)) => v.version >= w,
+            (Some(_), None) => true,
+            (None, None) => return Err(QueryError::NotFound),
+            (None, Some(_)) => false,
+        };
+        if satisfied {
+            let view = view.ok_or(QueryError::NotFound)?;
+            let source = if view.source == "cache" {
+                Source::Cache
+            } else {
+                Source::Summary
+            };
+            let headers = state.staleness(source, Some(view.version));
+            return Ok((headers, Json(view)).into_response());
+        }
+        let want = wanted.unwrap_or(1);
+        let woke = tokio::time::timeout_at(deadline, async {
+            loop {
+                tokio::select! {
+                    c = changes.recv() => match c {
+                        Ok(c) if c.order_id == id && c.version >= want => return,
+                        Err(RecvError::Lagged(_)) => return,
+                        Err(RecvError::Closed) => std::future::pending::<()>().await,
+                        Ok(_) => {}
+                    },
+                    s = summaries.recv() => match s {
+                        Ok((o, v)) if o == id && v >= want => return,
+                        Err(RecvError::Lagged(_)) => return,
+                        Err(RecvError::Closed) => std::future::pending::<()>().await,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        })
+        .await;
+        if woke.is_err() {
+            let last = current(&state, id).await?;
+            if let Some(view) = last.filter(|v| v.version >= want) {
+                let headers = state.staleness(Source::Cache, Some(view.version));
+                return Ok((headers, Json(view)).into_response());
+            }
+            return Err(QueryError::NotYetVisible {
+                wanted: want,
+                have: current(&state, id).await?.map(|v| v.version),
+                retry_after_secs: retry_after(state.consistency_wait),
+            });
+        }
+    }
+}
+
+/// `GET /orders/{id}/status/stream`
+#[utoipa::path(get, path = "/orders/{id}/status/stream", tag = "status",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "text/event-stream: `status` events (data = StatusView JSON, id = version), heartbeat comments; ends after a final state (delivered or cancelled)", content_type = "text/event-stream"),
+        (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+pub async fn stream_status(
+    State(state): State<AppState>,
+    OrderPath(id): OrderPath,
+    params: RawParams,
+) -> QueryResult<Response> {
+    params.only(&[])?;
+    // Subscribe first, then read: no change can fall between the two.
+    let changes = state.notifier.status.subscribe();
+    let first = current(&state, id).await?.ok_or(QueryError::NotFound)?;
+    let stream = status_events(first, changes);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(state.heartbeat).text("heartbeat"))
+        .into_response())
+}
+
+fn is_final(status: &str) -> bool {
+    matches!(status, "delivered" | "cancelled")
+}
+
+fn event(view: &StatusView) -> Event {
+    Event::default()
+        .event("status")
+        .id(view.version.to_string())
+        .json_data(view)
+        .unwrap_or_else(|_| Event::default().comment("unserialisable"))
+}
+
+/// The stream: the current status first, then each newer change of this
+/// order; it ends after a final state, and its task ends as soon as the
+/// client goes away (the send fails).
+fn status_events(
+    first: StatusView,
+    mut changes: tokio::sync::broadcast::Receiver<StatusChange>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
+    tokio::spawn(async move {
+        let order = first.order_id;
+        let mut version = first.version;
+        if tx.send(event(&first)).await.is_err() || is_final(&first.status) {
+            return;
+        }
+        loop {
+            match changes.recv().await {
+                Ok(change) if change.order_id == order && change.version > version => {
+                    version = change.version;
+                    let view = StatusView {
+                        order_id: order,
+                        status: change.status,
+                        version: change.version,
+                        updated_at: change.updated_at,
+                        source: "cache",
+                    };
+                    if tx.send(event(&view)).await.is_err() || is_final(&view.status) {
+                        return;
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

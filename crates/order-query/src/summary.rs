@@ -1,0 +1,160 @@
+//! `GET /orders/{id}` and `GET /orders`: the summary read model.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use orderflow_readmodel::OrderSummary;
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::app::{AppState, Source};
+use crate::error::{QueryError, QueryResult};
+use crate::params::{Cursor, OrderPath, RawParams};
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<OrderSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The summary row of `order`, if any.
+pub async fn load(state: &AppState, order: Uuid) -> QueryResult<Option<OrderSummary>> {
+    let row: Option<sqlx::types::Json<OrderSummary>> =
+        sqlx::query_scalar("SELECT to_jsonb(s) FROM order_summary s WHERE order_id = $1")
+            .bind(order)
+            .fetch_optional(&state.read)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Reads the summary, waiting (by notification) up to the consistency bound
+/// for `min_version` when given.
+pub async fn load_at_least(
+    state: &AppState,
+    order: Uuid,
+    min_version: Option<i64>,
+) -> QueryResult<Option<OrderSummary>> {
+    let Some(wanted) = min_version else {
+        return load(state, order).await;
+    };
+    let mut changes = state.notifier.summary.subscribe();
+    let deadline = tokio::time::Instant::now() + state.consistency_wait;
+    loop {
+        let current = load(state, order).await?;
+        let have = current.as_ref().map(|s| s.version);
+        if have.is_some_and(|v| v >= wanted) {
+            return Ok(current);
+        }
+        // Wait for a change of this order to at least the wanted version.
+        loop {
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Ok(Ok((id, version))) if id == order && version >= wanted => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) | Err(_) => {
+                    // One last look: the change may have landed just now.
+                    let last = load(state, order).await?;
+                    if last.as_ref().is_some_and(|s| s.version >= wanted) {
+                        return Ok(last);
+                    }
+                    return Err(QueryError::NotYetVisible {
+                        wanted,
+                        have: last.map(|s| s.version),
+                        retry_after_secs: retry_after(state.consistency_wait),
+                    });
+                }
+            }
+        }
+    }
+}
+
+pub fn retry_after(wait: Duration) -> u64 {
+    wait.as_secs().clamp(1, 5)
+}
+
+/// `GET /orders/{id}`
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path),
+        ("min_version" = Option<i64>, Query, description = "The version a command returned: wait (bounded) until the summary reflects it"),
+        ("consistency" = Option<String>, Query, description = "`eventual` (default) or `strong`: read the write database")),
+    responses((status = 200, description = "The order summary; `Orderflow-Version`, `Orderflow-Source`, `Orderflow-Projector-Lag` headers", body = Object),
+        (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "min_version not visible within the bound; `Retry-After`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    OrderPath(id): OrderPath,
+    params: RawParams,
+) -> QueryResult<Response> {
+    params.only(&["min_version", "consistency"])?;
+    let min_version = params.min_version()?;
+    if params.strong()? {
+        let found = order_command::readback::summaries(&state.write, Some(&[id]))
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?
+            .pop()
+            .ok_or(QueryError::NotFound)?;
+        let headers = state.staleness(Source::WriteDb, Some(found.version));
+        return Ok((headers, Json(found)).into_response());
+    }
+    let found = load_at_least(&state, id, min_version)
+        .await?
+        .ok_or(QueryError::NotFound)?;
+    let headers = state.staleness(Source::Summary, Some(found.version));
+    Ok((headers, Json(found)).into_response())
+}
+
+/// `GET /orders`
+#[utoipa::path(get, path = "/orders", tag = "orders",
+    params(("customer_id" = Option<Uuid>, Query), ("status" = Option<String>, Query),
+        ("placed_from" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("placed_to" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = OrderPage), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    params: RawParams,
+) -> QueryResult<Response> {
+    params.only(&[
+        "customer_id",
+        "status",
+        "placed_from",
+        "placed_to",
+        "limit",
+        "cursor",
+    ])?;
+    let limit = params.limit()?;
+    let cursor = params.cursor()?;
+    let rows: Vec<sqlx::types::Json<OrderSummary>> =
+        sqlx::query_scalar(include_str!("sql/list.sql"))
+            .bind(params.uuid("customer_id")?)
+            .bind(params.status()?)
+            .bind(params.time("placed_from")?)
+            .bind(params.time("placed_to")?)
+            .bind(cursor.map(|c| c.placed_at))
+            .bind(cursor.map(|c| c.order_id))
+            .bind(limit + 1)
+            .fetch_all(&state.read)
+            .await?;
+    let mut items: Vec<OrderSummary> = rows.into_iter().map(|r| r.0).collect();
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|s| {
+            Cursor {
+                placed_at: s.placed_at,
+                order_id: s.order_id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let headers = state.staleness(Source::Summary, None);
+    Ok((headers, Json(OrderPage { items, next_cursor })).into_response())
+}

@@ -1,0 +1,333 @@
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use clap::Parser as _;
+use orderflow_testkit::{fresh_database, kafka_brokers, redis_url, search_url, unique_name};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Where the shared world's services listen.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub command: String,
+    pub query: String,
+    pub redis_prefix: String,
+}
+
+/// The world, started once per test binary on a runtime of its own (tests
+/// each have theirs and come and go).
+pub fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("world runtime");
+            runtime.block_on(async move {
+                let world = start().await;
+                tx.send(world).expect("world handed over");
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv_timeout(Duration::from_secs(180))
+            .expect("the world starts")
+    })
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+async fn start() -> World {
+    let write = fresh_database("query_write").await;
+    let read = fresh_database("query_read").await;
+    order_command::MIGRATOR
+        .run(&write.pool)
+        .await
+        .expect("write migrations");
+    orderflow_projector::MIGRATOR
+        .run(&read.pool)
+        .await
+        .expect("read migrations");
+    let topic = unique_name("query").replace('_', "-");
+    let alias = unique_name("query_orders");
+    let prefix = format!("{}:", unique_name("query"));
+    let brokers = kafka_brokers();
+    let token = tokio_util::sync::CancellationToken::new();
+
+    let command_port = port();
+    let settings = order_command::Settings::try_parse_from([
+        "order-command",
+        "--http-addr",
+        &format!("127.0.0.1:{command_port}"),
+        "--write-database-url",
+        &write.url,
+    ])
+    .expect("command settings");
+    tokio::spawn(order_command::run(settings, token.clone()));
+
+    let relay = outbox_relay::Settings::try_parse_from([
+        "outbox-relay",
+        "--ops-addr",
+        &format!("127.0.0.1:{}", port()),
+        "--write-database-url",
+        &write.url,
+        "--kafka-brokers",
+        &brokers,
+        "--events-topic",
+        &topic,
+        "--poll-interval",
+        "200ms",
+    ])
+    .expect("relay settings");
+    tokio::spawn(outbox_relay::run(relay, token.clone()));
+    // The relay creates the topic; projectors subscribe after.
+    orderflow_testkit::eventually("the events topic", Duration::from_secs(60), || {
+        let topic = topic.clone();
+        async move {
+            let consumer: rdkafka::consumer::BaseConsumer =
+                orderflow_testkit::kafka_config().create().ok()?;
+            tokio::task::spawn_blocking(move || {
+                use rdkafka::consumer::Consumer as _;
+                let md = consumer
+                    .fetch_metadata(Some(&topic), Duration::from_secs(2))
+                    .ok()?;
+                md.topics()
+                    .first()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .map(|_| ())
+            })
+            .await
+            .ok()?
+        }
+    })
+    .await;
+
+    let common = |group: &str, ops: u16| -> Vec<String> {
+        [
+            "projector",
+            "--ops-addr",
+            &format!("127.0.0.1:{ops}"),
+            "--read-database-url",
+            &read.url,
+            "--kafka-brokers",
+            &brokers,
+            "--events-topic",
+            &topic,
+            "--consumer-group",
+            &format!("{group}-{topic}"),
+            "--batch-wait",
+            "5ms",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let summary = summary_projector::Settings::try_parse_from(common("summary", port()))
+        .expect("summary settings");
+    tokio::spawn(summary_projector::run(summary, token.clone()));
+    let mut search_args = common("search", port());
+    search_args.extend([
+        "--search-url".into(),
+        search_url(),
+        "--search-alias".into(),
+        alias.clone(),
+    ]);
+    let search = search_projector::Settings::try_parse_from(search_args).expect("search settings");
+    tokio::spawn(search_projector::run(search, token.clone()));
+    let mut status_args = common("status", port());
+    status_args.extend([
+        "--redis-url".into(),
+        redis_url(),
+        "--redis-key-prefix".into(),
+        prefix.clone(),
+    ]);
+    let status = status_projector::Settings::try_parse_from(status_args).expect("status settings");
+    tokio::spawn(status_projector::run(status, token.clone()));
+
+    let query_port = port();
+    let query = order_query::Settings::try_parse_from([
+        "order-query",
+        "--http-addr",
+        &format!("127.0.0.1:{query_port}"),
+        "--read-database-url",
+        &read.url,
+        "--write-database-url",
+        &write.url,
+        "--redis-url",
+        &redis_url(),
+        "--redis-key-prefix",
+        &prefix,
+        "--search-url",
+        &search_url(),
+        "--search-alias",
+        &alias,
+        "--kafka-brokers",
+        &brokers,
+        "--events-topic",
+        &topic,
+        "--summary-group",
+        &format!("summary-{topic}"),
+        "--search-group",
+        &format!("search-{topic}"),
+        "--status-group",
+        &format!("status-{topic}"),
+        "--consistency-wait",
+        "2s",
+        "--heartbeat",
+        "1s",
+        "--level0",
+        "true",
+    ])
+    .expect("query settings");
+    tokio::spawn(order_query::run(query, token.clone()));
+
+    let world = World {
+        command: format!("http://127.0.0.1:{command_port}"),
+        query: format!("http://127.0.0.1:{query_port}"),
+        redis_prefix: prefix,
+    };
+    let http = reqwest::Client::new();
+    for base in [&world.command, &world.query] {
+        orderflow_testkit::eventually("the services to be ready", Duration::from_secs(120), || {
+            let url = format!("{base}/readyz");
+            let http = http.clone();
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+    std::mem::forget(token);
+    world
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, slug: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        assert_eq!(
+            self.body["type"],
+            json!(format!("https://orderflow.dev/problems/{slug}")),
+            "{}",
+            self.body
+        );
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    let response = reqwest::get(url).await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn post(url: &str, body: Value) -> Reply {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A customer and a product of this test's own.
+pub struct Shop {
+    pub customer: String,
+    pub product: String,
+    pub tag: String,
+}
+
+pub async fn shop() -> Shop {
+    let w = world();
+    let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let customer = post(
+        &format!("{}/customers", w.command),
+        json!({"name": format!("Quinn {tag}"), "email": format!("quinn-{tag}@example.com")}),
+    )
+    .await;
+    assert_eq!(customer.status, 201, "{}", customer.body);
+    let product = post(
+        &format!("{}/products", w.command),
+        json!({"sku": format!("Q-{tag}"), "name": format!("Zanzibar teapot {tag}"), "unit_price_minor": 1999, "currency": "EUR", "stock": 100000}),
+    )
+    .await;
+    assert_eq!(product.status, 201, "{}", product.body);
+    Shop {
+        customer: customer.body["id"].as_str().expect("id").to_owned(),
+        product: product.body["id"].as_str().expect("id").to_owned(),
+        tag,
+    }
+}
+
+impl Shop {
+    /// Places an order; returns (order id, version).
+    pub async fn order(&self) -> (String, i64) {
+        let w = world();
+        let reply = post(
+            &format!("{}/orders", w.command),
+            json!({"customer_id": self.customer, "lines": [{"product_id": self.product, "quantity": 2}],
+                   "shipping_address": {"line1": "1 Query Lane", "city": "Bath", "postal_code": "BA1", "country": "GB"}}),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        (
+            reply.body["order_id"].as_str().expect("id").to_owned(),
+            reply.body["version"].as_i64().expect("version"),
+        )
+    }
+
+    /// Runs a lifecycle command; returns the new version.
+    pub async fn command(&self, order: &str, action: &str, body: Value) -> i64 {
+        let reply = post(
+            &format!("{}/orders/{order}/{action}", world().command),
+            body,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{action}: {}", reply.body);
+        reply.body["version"].as_i64().expect("version")
+    }
+}
