@@ -32,4 +32,5 @@ for_every_backend!(
     an_early_version_is_held_then_applied_in_order,
     a_gap_that_stays_open_is_parked,
     poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on,
+    a_rebalance_mid_stream_loses_nothing,
 );
