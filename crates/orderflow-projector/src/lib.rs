@@ -21,6 +21,7 @@
 //!   dead-lettered, commit→visible latency.
 
 pub mod dlq;
+pub mod fold;
 pub mod held;
 pub mod inbox;
 pub mod runtime;

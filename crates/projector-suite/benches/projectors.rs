@@ -281,21 +281,28 @@ async fn steady(rate: u64, secs: u64) -> (f64, Vec<(&'static str, f64, f64, usiz
         .json(&json!({"sku": "STEADY-1", "name": "Steady product", "unit_price_minor": 999, "currency": "EUR", "stock": 1_000_000_000}))
         .send().await.expect("product").json().await.expect("json");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let projectors: Vec<_> = Backend::all().into_iter().map(|b| b.start(&env)).collect();
+    // Each projector is its own consumer group, as in production.
+    let projectors: Vec<_> = Backend::all()
+        .into_iter()
+        .map(|b| {
+            let mut own = env.clone();
+            own.group = orderflow_testkit::unique_name(&format!("{b:?}").to_lowercase());
+            b.start(&own)
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let committed: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let sends_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The poller runs beside the load from the first command on, so each
+    // order's latency is measured from its own response.
+    let poller = {
+        let (committed, sends_done, env) = (committed.clone(), sends_done.clone(), env.clone());
+        tokio::spawn(async move { poll_visibility(committed, sends_done, env).await })
+    };
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     let body = json!({"customer_id": customer["id"], "lines": [{"product_id": product["id"], "quantity": 1}],
         "shipping_address": {"line1": "1 Steady Rd", "city": "Hull", "postal_code": "HU1", "country": "GB"}});
-    let mut seen: HashMap<&'static str, HashMap<Uuid, f64>> = HashMap::new();
-    let _ = &mut seen;
-    let search = search_client(&env.search_url);
-    let redis = redis::Client::open(env.redis_url.as_str()).expect("redis");
-    let mut conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
     let mut sends = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
@@ -318,12 +325,57 @@ async fn steady(rate: u64, secs: u64) -> (f64, Vec<(&'static str, f64, f64, usiz
     }
     join_all(sends).await;
     let total = committed.lock().await.len();
-    let achieved = total as f64 / started.elapsed().as_secs_f64();
-    // Poll the three stores every 50 ms, each only for orders it does not
-    // show yet, until every order is visible in each.
-    let pending: HashMap<Uuid, Instant> = committed.lock().await.clone();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
+    let achieved = total as f64 / secs as f64;
+    sends_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut seen = poller.await.expect("poller");
+    let (unpublished, rows): (i64, i64) =
+        sqlx::query_as("SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM outbox")
+            .fetch_one(&write.pool)
+            .await
+            .expect("outbox");
+    println!("  (outbox after the run: {rows} rows, {unpublished} unpublished)");
+    for p in projectors {
+        p.stop().await;
+    }
+    relay_token.cancel();
+    let rows = ["summary", "search", "status"]
+        .into_iter()
+        .map(|store| {
+            let samples: Vec<f64> = seen
+                .remove(store)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
+            let n = samples.len();
+            let (p50, p99) = if n > 0 {
+                percentiles(samples)
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            (store, p50, p99, n)
+        })
+        .collect();
+    (achieved, rows)
+}
+
+/// Polls the three stores every 50 ms, each only for committed orders it
+/// does not show yet; returns, per store, each order's command→visible
+/// seconds once every order is visible everywhere (or after 120 s).
+async fn poll_visibility(
+    committed: Arc<Mutex<HashMap<Uuid, Instant>>>,
+    sends_done: Arc<std::sync::atomic::AtomicBool>,
+    env: Env,
+) -> HashMap<&'static str, HashMap<Uuid, f64>> {
+    let search = search_client(&env.search_url);
+    let redis = redis::Client::open(env.redis_url.as_str()).expect("redis");
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let mut seen: HashMap<&'static str, HashMap<Uuid, f64>> = HashMap::new();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let pending: HashMap<Uuid, Instant> = committed.lock().await.clone();
         let now = Instant::now();
         let missing =
             |store: &str, seen: &HashMap<&'static str, HashMap<Uuid, f64>>| -> Vec<Uuid> {
@@ -349,20 +401,19 @@ async fn steady(rate: u64, secs: u64) -> (f64, Vec<(&'static str, f64, f64, usiz
         }
         let ids = missing("search", &seen);
         if !ids.is_empty() {
-            let hits: Value = search
+            if let Ok(response) = search
                 .search(SearchParts::Index(&[&env.alias]))
                 .body(json!({"size": 10000, "_source": false, "query": {"ids": {"values": ids}}}))
                 .send()
                 .await
-                .expect("search")
-                .json()
-                .await
-                .expect("json");
-            for h in hits["hits"]["hits"].as_array().into_iter().flatten() {
-                if let Some(id) = h["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                    seen.entry("search")
-                        .or_default()
-                        .insert(id, (now - pending[&id]).as_secs_f64());
+            {
+                let hits: Value = response.json().await.unwrap_or_default();
+                for h in hits["hits"]["hits"].as_array().into_iter().flatten() {
+                    if let Some(id) = h["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                        seen.entry("search")
+                            .or_default()
+                            .insert(id, (now - pending[&id]).as_secs_f64());
+                    }
                 }
             }
         }
@@ -381,36 +432,21 @@ async fn steady(rate: u64, secs: u64) -> (f64, Vec<(&'static str, f64, f64, usiz
                 }
             }
         }
-        if ["summary", "search", "status"]
-            .iter()
-            .all(|s| seen.get(s).map_or(0, HashMap::len) == total)
-        {
-            break;
+        if sends_done.load(std::sync::atomic::Ordering::SeqCst) {
+            let total = committed.lock().await.len();
+            if ["summary", "search", "status"]
+                .iter()
+                .all(|s| seen.get(s).map_or(0, HashMap::len) == total)
+            {
+                return seen;
+            }
+            let limit = *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(120));
+            if Instant::now() > limit {
+                return seen;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for p in projectors {
-        p.stop().await;
-    }
-    relay_token.cancel();
-    let rows = ["summary", "search", "status"]
-        .into_iter()
-        .map(|store| {
-            let samples: Vec<f64> = seen
-                .remove(store)
-                .unwrap_or_default()
-                .into_values()
-                .collect();
-            let n = samples.len();
-            let (p50, p99) = if n > 0 {
-                percentiles(samples)
-            } else {
-                (f64::NAN, f64::NAN)
-            };
-            (store, p50, p99, n)
-        })
-        .collect();
-    (achieved, rows)
 }
 
 #[tokio::main]
@@ -424,8 +460,11 @@ async fn main() {
         orders = orders * 9 / 10;
         events = sequence(orders);
     }
+    let skip_replay = std::env::var_os("BENCH_SKIP_REPLAY").is_some();
     let topic = fresh_topic("bench-replay", 6).await;
-    produce_all(&topic, &messages(&events)).await;
+    if !skip_replay {
+        produce_all(&topic, &messages(&events)).await;
+    }
 
     println!(
         "projector replay: {} events over {orders} orders, 6 partitions, batches of {BATCH}",
@@ -435,7 +474,7 @@ async fn main() {
         "{:>9} | {:>12} {:>12} {:>12} | {:>11} {:>11}",
         "projector", "raw store/s", "with inbox/s", "no inbox/s", "vs raw", "inbox cost"
     );
-    for backend in Backend::all() {
+    for backend in Backend::all().into_iter().filter(|_| !skip_replay) {
         let raw = raw_baseline(backend, &events).await;
         // Without the inbox first, so a warm cache never favours the inbox run.
         let without = replay(backend, &topic, events.len(), false).await;

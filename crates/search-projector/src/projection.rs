@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::{BulkParts, Elasticsearch, MgetParts};
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection};
-use orderflow_readmodel::{OrderSummary, Step, apply};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
+use orderflow_readmodel::OrderSummary;
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -69,33 +69,9 @@ impl Projection for SearchProjection {
     }
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
-        let orders: Vec<Uuid> = events
-            .iter()
-            .map(Event::order_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let orders = fold::orders(events);
         let mut current = self.load(&orders).await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut changed = HashSet::new();
-        for event in events {
-            let step = apply(
-                current.get(&event.order_id()),
-                event.version(),
-                &event.event,
-                event.envelope.occurred_at,
-            );
-            outcomes.push(match step {
-                Step::Applied(next) => {
-                    changed.insert(next.order_id);
-                    current.insert(next.order_id, *next);
-                    Outcome::Applied
-                }
-                Step::Duplicate => Outcome::Duplicate,
-                Step::Gap { .. } => Outcome::Gap,
-                Step::Invalid(reason) => Outcome::Invalid(reason.to_owned()),
-            });
-        }
+        let (mut outcomes, changed) = fold::fold_summaries(&mut current, events);
 
         if !changed.is_empty() {
             let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(changed.len() * 2);
@@ -158,11 +134,7 @@ impl Projection for SearchProjection {
         }
 
         // Only now that the documents are written are the events processed.
-        let processed = events
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Outcome::Applied | Outcome::Duplicate))
-            .map(|(e, _)| e);
+        let processed = fold::processed(events, &outcomes);
         inbox.record_now(processed).await.map_err(transient)?;
         Ok(outcomes)
     }

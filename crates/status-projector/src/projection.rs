@@ -1,7 +1,7 @@
 //! The status projection: one compare-and-set script call per event,
 //! pipelined per batch (one round trip), in per-order order.
 
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
 use orderflow_readmodel::{status_after, validate};
 use redis::aio::ConnectionManager;
 use serde_json::json;
@@ -106,11 +106,7 @@ impl Projection for StatusProjection {
                 },
             })
             .collect();
-        let processed = events
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Outcome::Applied | Outcome::Duplicate))
-            .map(|(e, _)| e);
+        let processed = fold::processed(events, &outcomes);
         inbox.record_now(processed).await.map_err(transient)?;
         Ok(outcomes)
     }

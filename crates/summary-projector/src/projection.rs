@@ -1,10 +1,10 @@
 //! The summary projection: fold a batch into `order_summary` in one
 //! transaction with its inbox rows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection};
-use orderflow_readmodel::{OrderSummary, SUMMARY_CHANNEL, Step, apply};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
+use orderflow_readmodel::{OrderSummary, SUMMARY_CHANNEL};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -35,12 +35,7 @@ impl Projection for SummaryProjection {
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let orders: Vec<Uuid> = events
-            .iter()
-            .map(Event::order_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let orders = fold::orders(events);
         // Locked, so a second instance applying the same events (during a
         // rebalance) waits and then sees them as duplicates.
         let stored: Vec<sqlx::types::Json<OrderSummary>> = sqlx::query_scalar(
@@ -53,32 +48,8 @@ impl Projection for SummaryProjection {
         let mut current: HashMap<Uuid, OrderSummary> =
             stored.into_iter().map(|s| (s.0.order_id, s.0)).collect();
 
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut changed = HashSet::new();
-        for event in events {
-            let step = apply(
-                current.get(&event.order_id()),
-                event.version(),
-                &event.event,
-                event.envelope.occurred_at,
-            );
-            outcomes.push(match step {
-                Step::Applied(next) => {
-                    changed.insert(next.order_id);
-                    current.insert(next.order_id, *next);
-                    Outcome::Applied
-                }
-                Step::Duplicate => Outcome::Duplicate,
-                Step::Gap { .. } => Outcome::Gap,
-                Step::Invalid(reason) => Outcome::Invalid(reason.to_owned()),
-            });
-        }
-
-        let processed = events
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Outcome::Applied | Outcome::Duplicate))
-            .map(|(e, _)| e);
+        let (outcomes, changed) = fold::fold_summaries(&mut current, events);
+        let processed = fold::processed(events, &outcomes);
         inbox.record(&mut tx, processed).await.map_err(classify)?;
         if !changed.is_empty() {
             let rows: Vec<&OrderSummary> =
