@@ -104,7 +104,9 @@ pub async fn search_orders(
         .json()
         .await
         .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-    if !status.is_success() {
+    // Before the projector has created the index there is nothing to find.
+    let no_index = status.as_u16() == 404 && result["error"]["type"] == "index_not_found_exception";
+    if !status.is_success() && !no_index {
         return Err(QueryError::Unavailable(format!(
             "search: {status} {}",
             result["error"]["type"]

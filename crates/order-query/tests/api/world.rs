@@ -180,7 +180,7 @@ async fn start() -> World {
         "--status-group",
         &format!("status-{topic}"),
         "--consistency-wait",
-        "2s",
+        "5s",
         "--heartbeat",
         "1s",
         "--level0",
@@ -210,6 +210,36 @@ async fn start() -> World {
         })
         .await;
     }
+    // Ready is not flowing: on a fresh broker the projectors' first group
+    // join can take a while. One order visible in all three read models
+    // proves the whole pipeline runs before any test starts.
+    let warm_up = shop_on(&world).await;
+    let (order, version) = warm_up.order_on(&world).await;
+    for path in [
+        format!("/orders/{order}"),
+        format!("/orders/{order}/status"),
+    ] {
+        orderflow_testkit::eventually(
+            "the pipeline to carry a first order",
+            Duration::from_secs(180),
+            || {
+                let url = format!("{}{path}?min_version={version}", world.query);
+                async move { (get(&url).await.status == 200).then_some(()) }
+            },
+        )
+        .await;
+    }
+    orderflow_testkit::eventually(
+        "the search index to carry a first order",
+        Duration::from_secs(180),
+        || {
+            let url = format!("{}/orders/search?q={}", world.query, warm_up.tag);
+            async move {
+                (get(&url).await.body["items"].as_array().map(Vec::len) == Some(1)).then_some(())
+            }
+        },
+    )
+    .await;
     std::mem::forget(token);
     world
 }
@@ -282,7 +312,10 @@ pub struct Shop {
 }
 
 pub async fn shop() -> Shop {
-    let w = world();
+    shop_on(world()).await
+}
+
+async fn shop_on(w: &World) -> Shop {
     let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
     let customer = post(
         &format!("{}/customers", w.command),
@@ -306,7 +339,10 @@ pub async fn shop() -> Shop {
 impl Shop {
     /// Places an order; returns (order id, version).
     pub async fn order(&self) -> (String, i64) {
-        let w = world();
+        self.order_on(world()).await
+    }
+
+    async fn order_on(&self, w: &World) -> (String, i64) {
         let reply = post(
             &format!("{}/orders", w.command),
             json!({"customer_id": self.customer, "lines": [{"product_id": self.product, "quantity": 2}],
