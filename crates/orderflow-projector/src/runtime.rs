@@ -92,6 +92,8 @@ pub struct Runtime<P> {
     dlq: DeadLetters,
     settings: RuntimeSettings,
     health: Health,
+    /// Consecutive transient failures, for the backoff.
+    failures: std::sync::atomic::AtomicU32,
 }
 
 impl<P> std::fmt::Debug for Runtime<P> {
@@ -144,6 +146,7 @@ impl<P: Projection> Runtime<P> {
             dlq,
             settings,
             health: Health::default(),
+            failures: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -266,7 +269,7 @@ impl<P: Projection> Runtime<P> {
         loop {
             match self.projection.apply(events, &self.inbox).await {
                 Ok(outcomes) => {
-                    self.health.set(None);
+                    self.healthy();
                     return Some(outcomes);
                 }
                 Err(ApplyError::Transient(err)) => {
@@ -316,7 +319,7 @@ impl<P: Projection> Runtime<P> {
             };
             outcomes.push(outcome);
         }
-        self.health.set(None);
+        self.healthy();
         Some(outcomes)
     }
 
@@ -469,8 +472,8 @@ impl<P: Projection> Runtime<P> {
 
     /// Marks the projector not ready, waits, and says whether to go on.
     async fn transient(&self, problem: &str, token: &CancellationToken) -> bool {
-        static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let attempt = ATTEMPTS
+        let attempt = self
+            .failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .min(16)
             + 1;
@@ -483,14 +486,16 @@ impl<P: Projection> Runtime<P> {
             "projector.store unavailable; retrying"
         );
         let wait = backoff(attempt, self.settings.max_backoff);
-        let go_on = tokio::select! {
+        tokio::select! {
             () = token.cancelled() => false,
             () = tokio::time::sleep(wait) => true,
-        };
-        if self.health.check().is_ok() {
-            ATTEMPTS.store(0, std::sync::atomic::Ordering::Relaxed);
         }
-        go_on
+    }
+
+    /// The store answered again: ready, and the backoff starts over.
+    fn healthy(&self) {
+        self.health.set(None);
+        self.failures.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Dead-letters `message`, retrying while Kafka is down; false when cancelled.
