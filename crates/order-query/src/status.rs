@@ -127,7 +127,12 @@ pub async fn get_status(
         if woke.is_err() {
             let last = current(&state, id).await?;
             if let Some(view) = last.filter(|v| v.version >= want) {
-                let headers = state.staleness(Source::Cache, Some(view.version));
+                let source = if view.source == "cache" {
+                    Source::Cache
+                } else {
+                    Source::Summary
+                };
+                let headers = state.staleness(source, Some(view.version));
                 return Ok((headers, Json(view)).into_response());
             }
             return Err(QueryError::NotYetVisible {
@@ -153,7 +158,7 @@ pub async fn stream_status(
     // Subscribe first, then read: no change can fall between the two.
     let changes = state.notifier.status.subscribe();
     let first = current(&state, id).await?.ok_or(QueryError::NotFound)?;
-    let stream = status_events(first, changes);
+    let stream = status_events(state.clone(), first, changes);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.heartbeat).text("heartbeat"))
         .into_response())
@@ -175,6 +180,7 @@ fn event(view: &StatusView) -> Event {
 /// order; it ends after a final state, and its task ends as soon as the
 /// client goes away (the send fails).
 fn status_events(
+    state: AppState,
     first: StatusView,
     mut changes: tokio::sync::broadcast::Receiver<StatusChange>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -185,23 +191,36 @@ fn status_events(
         if tx.send(event(&first)).await.is_err() || is_final(&first.status) {
             return;
         }
+        // Pub/sub keeps nothing: after a lag, or every few seconds in case a
+        // change was published while nobody listened, re-read the status.
+        let mut resync = tokio::time::interval(std::time::Duration::from_secs(5));
+        resync.tick().await;
         loop {
-            match changes.recv().await {
-                Ok(change) if change.order_id == order && change.version > version => {
-                    version = change.version;
-                    let view = StatusView {
+            let next = tokio::select! {
+                () = tx.closed() => return,
+                _ = resync.tick() => None,
+                received = changes.recv() => match received {
+                    Ok(change) if change.order_id == order => Some(StatusView {
                         order_id: order,
                         status: change.status,
                         version: change.version,
                         updated_at: change.updated_at,
                         source: "cache",
-                    };
-                    if tx.send(event(&view)).await.is_err() || is_final(&view.status) {
-                        return;
-                    }
+                    }),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            let view = match next {
+                Some(view) => Some(view),
+                None => current(&state, order).await.ok().flatten(),
+            };
+            if let Some(view) = view.filter(|v| v.version > version) {
+                version = view.version;
+                if tx.send(event(&view)).await.is_err() || is_final(&view.status) {
+                    return;
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
             }
         }
     });

@@ -107,6 +107,17 @@ pub enum OrderEventV1 {
 }
 
 impl OrderEventV1 {
+    /// The order the payload is about.
+    pub fn order_id(&self) -> Uuid {
+        match self {
+            Self::Placed(e) => e.order_id,
+            Self::Paid(e) => e.order_id,
+            Self::Shipped(e) => e.order_id,
+            Self::Delivered(e) => e.order_id,
+            Self::Cancelled(e) => e.order_id,
+        }
+    }
+
     /// The contract's name for this event.
     pub fn event_type(&self) -> &'static str {
         match self {
@@ -235,6 +246,8 @@ pub enum DecodeError {
     UnsupportedVersion { event_type: String, version: u32 },
     #[error("aggregate type {0:?} is not an order")]
     WrongAggregate(String),
+    #[error("payload is about order {payload}, the envelope about {envelope}")]
+    WrongOrder { envelope: Uuid, payload: Uuid },
     #[error("malformed {event_type} payload: {source}")]
     Malformed {
         event_type: String,
@@ -271,5 +284,17 @@ pub fn decode(envelope: &Envelope) -> Result<OrderEventV1, DecodeError> {
             OrderEventV1::Cancelled(serde_json::from_value(payload).map_err(malformed)?)
         }
         other => return Err(DecodeError::UnknownType(other.to_owned())),
+    })
+    .and_then(|event| {
+        // The payload must be about the order the envelope names: read
+        // models are keyed by the envelope's id.
+        if event.order_id() == envelope.aggregate_id {
+            Ok(event)
+        } else {
+            Err(DecodeError::WrongOrder {
+                envelope: envelope.aggregate_id,
+                payload: event.order_id(),
+            })
+        }
     })
 }

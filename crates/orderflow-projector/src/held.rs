@@ -53,11 +53,12 @@ impl Held {
         Ok(rows.into_iter().map(|j| j.0).collect())
     }
 
-    /// Every held event, in per-order version order (for the timer).
+    /// Held events for the timer, not-yet-parked first (parked ones cannot
+    /// crowd out the rest), in per-order version order.
     pub async fn all(&self, limit: i64) -> sqlx::Result<Vec<Envelope>> {
         let rows: Vec<sqlx::types::Json<Envelope>> = sqlx::query_scalar(
             "SELECT envelope FROM held_events WHERE consumer = $1 \
-             ORDER BY aggregate_id, aggregate_version LIMIT $2",
+             ORDER BY parked, aggregate_id, aggregate_version LIMIT $2",
         )
         .bind(self.consumer)
         .bind(limit)

@@ -178,7 +178,7 @@ impl<P: Projection> Runtime<P> {
             }
             if last_sweep.elapsed() >= self.settings.held_retry {
                 last_sweep = Instant::now();
-                if let Err(err) = self.sweep_held().await {
+                if let Err(err) = self.sweep_held(&token).await {
                     tracing::warn!(projector = name, error = %err, "projector.held sweep failed");
                 }
             }
@@ -449,9 +449,9 @@ impl<P: Projection> Runtime<P> {
     }
 
     /// The timer: retry every held event, park the overdue, report counts.
-    async fn sweep_held(&self) -> anyhow::Result<()> {
+    async fn sweep_held(&self, token: &CancellationToken) -> anyhow::Result<()> {
         let name = self.projection.name();
-        self.retry_held(None, &CancellationToken::new()).await?;
+        self.retry_held(None, token).await?;
         let parked = self.held.park_overdue(self.settings.gap_timeout).await?;
         if parked > 0 {
             metrics::counter!("projector_events_total", "projector" => name, "outcome" => "parked")

@@ -31,6 +31,18 @@ fn transient(err: impl std::fmt::Display) -> ApplyError {
     ApplyError::Transient(err.to_string())
 }
 
+/// A whole-request failure: 429 and 5xx are worth retrying; any other 4xx
+/// (a request the engine will never accept) is refused, so the event that
+/// causes it ends up dead-lettered instead of stalling the partition.
+fn request_failed(what: &str, status: elasticsearch::http::StatusCode, body: &Value) -> ApplyError {
+    let message = format!("{what}: {status} {}", body["error"]["type"]);
+    if status.as_u16() == 429 || status.is_server_error() {
+        ApplyError::Transient(message)
+    } else {
+        ApplyError::Refused(message)
+    }
+}
+
 impl SearchProjection {
     async fn load(&self, orders: &[Uuid]) -> Result<HashMap<Uuid, OrderSummary>, ApplyError> {
         let ids: Vec<String> = orders.iter().map(Uuid::to_string).collect();
@@ -44,7 +56,7 @@ impl SearchProjection {
         let status = response.status_code();
         let body: Value = response.json().await.map_err(transient)?;
         if !status.is_success() {
-            return Err(transient(format!("mget: {status} {body}")));
+            return Err(request_failed("mget", status, &body));
         }
         let mut current = HashMap::new();
         for doc in body["docs"].as_array().into_iter().flatten() {
@@ -100,7 +112,7 @@ impl Projection for SearchProjection {
             let status = response.status_code();
             let result: Value = response.json().await.map_err(transient)?;
             if !status.is_success() {
-                return Err(transient(format!("bulk: {status} {result}")));
+                return Err(request_failed("bulk", status, &result));
             }
             let mut stale = HashSet::new();
             for item in result["items"].as_array().into_iter().flatten() {

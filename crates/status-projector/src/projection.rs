@@ -30,6 +30,21 @@ fn transient(err: impl std::fmt::Display) -> ApplyError {
     ApplyError::Transient(err.to_string())
 }
 
+/// Connection trouble is worth retrying; an error Redis answered (a wrong
+/// type, a script error) will repeat, so it is refused and dead-lettered.
+fn classify(err: redis::RedisError) -> ApplyError {
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || err.is_cluster_error()
+    {
+        ApplyError::Transient(err.to_string())
+    } else {
+        ApplyError::Refused(err.to_string())
+    }
+}
+
 impl StatusProjection {
     /// A projection that connects on first use (a Redis outage at start-up
     /// is then just a transient error), and reconnects by itself after.
@@ -92,7 +107,7 @@ impl Projection for StatusProjection {
         let results: Vec<i64> = if invalid.iter().all(Option::is_some) {
             Vec::new()
         } else {
-            pipe.query_async(&mut conn).await.map_err(transient)?
+            pipe.query_async(&mut conn).await.map_err(classify)?
         };
         let mut results = results.into_iter();
         let outcomes: Vec<Outcome> = invalid

@@ -52,8 +52,10 @@ impl Projection for SummaryProjection {
         let processed = fold::processed(events, &outcomes);
         inbox.record(&mut tx, processed).await.map_err(classify)?;
         if !changed.is_empty() {
-            let rows: Vec<&OrderSummary> =
+            // In id order, so two replicas in a rebalance lock rows alike.
+            let mut rows: Vec<&OrderSummary> =
                 changed.iter().filter_map(|id| current.get(id)).collect();
+            rows.sort_by_key(|s| s.order_id);
             sqlx::query(include_str!("sql/upsert.sql"))
                 .bind(sqlx::types::Json(&rows))
                 .execute(&mut *tx)

@@ -212,6 +212,12 @@ pub async fn insert_order(tx: &mut PgConnection, order: &Order) -> ApiResult<()>
 /// Adds `sign * quantity` of every line to stock (−1 reserves, +1 releases).
 async fn adjust_stock(tx: &mut PgConnection, order: &Order, sign: i64) -> ApiResult<()> {
     let products: Vec<Uuid> = order.lines.iter().map(|l| l.product_id.0).collect();
+    // Lock in product-id order first, as PlaceOrder does: a cancel and a
+    // placement over the same products then queue instead of deadlocking.
+    sqlx::query("SELECT 1 FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE")
+        .bind(&products)
+        .execute(&mut *tx)
+        .await?;
     let deltas: Vec<i64> = order
         .lines
         .iter()
