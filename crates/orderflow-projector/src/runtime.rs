@@ -170,7 +170,11 @@ impl<P: Projection> Runtime<P> {
                 () = token.cancelled() => break,
                 batch = self.next_batch() => batch,
             };
-            if !batch.is_empty() {
+            if batch.is_empty() {
+                // Nothing is failing while idle; the store probes in
+                // /readyz still report an outage of the store itself.
+                self.healthy();
+            } else {
                 if !self.process(&batch, &token).await? {
                     break;
                 }
@@ -396,9 +400,20 @@ impl<P: Projection> Runtime<P> {
         token: &CancellationToken,
     ) -> anyhow::Result<()> {
         loop {
-            let envelopes = match orders {
-                Some(orders) => self.held.for_orders(orders).await?,
-                None => self.held.all(1000).await?,
+            let fetched = match orders {
+                Some(orders) => self.held.for_orders(orders).await,
+                None => self.held.all(1000).await,
+            };
+            // A database hiccup here backs off like any store error rather
+            // than ending the projector; the held rows stay for next time.
+            let envelopes = match fetched {
+                Ok(envelopes) => envelopes,
+                Err(err) => {
+                    if self.transient(&format!("held events: {err}"), token).await {
+                        continue;
+                    }
+                    return Ok(());
+                }
             };
             if envelopes.is_empty() {
                 return Ok(());
@@ -441,7 +456,15 @@ impl<P: Projection> Runtime<P> {
                     }
                 }
             }
-            self.held.release(&released).await?;
+            // Unreleased rows are retried later and then found duplicates.
+            while let Err(err) = self.held.release(&released).await {
+                if !self
+                    .transient(&format!("releasing held events: {err}"), token)
+                    .await
+                {
+                    return Ok(());
+                }
+            }
             if !progressed {
                 return Ok(());
             }
