@@ -25,6 +25,7 @@ pub mod fold;
 pub mod held;
 pub mod inbox;
 pub mod runtime;
+pub mod service;
 
 use std::future::Future;
 
@@ -115,6 +116,10 @@ pub struct ProjectorArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub runtime: RuntimeSettings,
+    /// Apply pending read-database migrations at start-up (turn off when a
+    /// migration job owns the schema).
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
 }
 
 impl ProjectorArgs {

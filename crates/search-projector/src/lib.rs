@@ -10,9 +10,9 @@ pub mod projection;
 
 use std::net::SocketAddr;
 
-use orderflow_projector::{MIGRATOR, ProjectorArgs, Runtime};
+use orderflow_projector::{ProjectorArgs, service};
 use orderflow_service::stores::search::{self, SearchArgs};
-use orderflow_service::{CommonArgs, Service, ops, shutdown};
+use orderflow_service::{CommonArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 
 pub use projection::SearchProjection;
@@ -29,9 +29,6 @@ pub struct Settings {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "127.0.0.1:9183")]
     pub ops_addr: SocketAddr,
-    /// Apply pending read-database migrations (inbox) at start-up.
-    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate_on_start: bool,
     #[command(flatten)]
     pub projector: ProjectorArgs,
     #[command(flatten)]
@@ -40,56 +37,45 @@ pub struct Settings {
 
 /// Runs the projector until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
-    let pool = settings.projector.pool(NAME)?;
-    if settings.migrate_on_start {
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("applying read-database migrations: {e}"))?;
-    }
+    let args = &settings.projector;
+    let pool = service::read_pool(NAME, args).await?;
     let client = settings.search.client()?;
-    let runtime = Runtime::new(
-        SearchProjection {
-            client: client.clone(),
-            alias: settings.search.alias.clone(),
-        },
-        pool.clone(),
-        &settings.projector.kafka,
-        settings.projector.runtime.clone(),
-    )?;
-    let health = runtime.health();
-    let readiness = settings
-        .projector
-        .readiness(NAME, &pool)?
-        .check("search", {
-            let client = client.clone();
-            move || search::probe(client.clone())
-        })
-        .check("projector", move || {
-            let health = health.clone();
-            async move { health.check() }
-        });
-    let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
-    service.serve(
-        "ops",
-        shutdown::bind(settings.ops_addr).await?,
-        ops::router(NAME, readiness),
-    );
     let alias = settings.search.alias.clone();
-    service.spawn("consumer", async move {
-        // The index may be created only once the search engine answers.
-        let mut wait = std::time::Duration::from_millis(200);
-        while let Err(err) = index::ensure(&client, &alias).await {
-            tracing::warn!(error = %err, "search_projector.index not ready; retrying");
-            tokio::select! {
-                () = token.cancelled() => return Ok(()),
-                () = tokio::time::sleep(wait) => {}
+    let projection = SearchProjection {
+        client: client.clone(),
+        alias: alias.clone(),
+    };
+    let checks = {
+        let client = client.clone();
+        |r: Readiness| r.check("search", move || search::probe(client.clone()))
+    };
+    // The index can be created only once the search engine answers.
+    let prepare = {
+        let token = token.clone();
+        async move {
+            let mut wait = std::time::Duration::from_millis(200);
+            while let Err(err) = index::ensure(&client, &alias).await {
+                tracing::warn!(error = %err, "search_projector.index not ready; retrying");
+                tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
             }
-            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            Ok(())
         }
-        runtime.run(token).await
-    });
-    service.run().await
+    };
+    service::serve(
+        projection,
+        pool,
+        &settings.common,
+        settings.ops_addr,
+        args,
+        checks,
+        prepare,
+        token,
+    )
+    .await
 }
 
 orderflow_service::settings_test!(Settings);

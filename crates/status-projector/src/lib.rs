@@ -10,9 +10,9 @@ pub mod projection;
 
 use std::net::SocketAddr;
 
-use orderflow_projector::{MIGRATOR, ProjectorArgs, Runtime};
+use orderflow_projector::{ProjectorArgs, service};
 use orderflow_service::stores::redis::{self as redis_store, RedisArgs};
-use orderflow_service::{CommonArgs, Service, ops, shutdown};
+use orderflow_service::{CommonArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 
 pub use projection::StatusProjection;
@@ -29,9 +29,6 @@ pub struct Settings {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "127.0.0.1:9184")]
     pub ops_addr: SocketAddr,
-    /// Apply pending read-database migrations (inbox) at start-up.
-    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate_on_start: bool,
     #[command(flatten)]
     pub projector: ProjectorArgs,
     #[command(flatten)]
@@ -40,37 +37,23 @@ pub struct Settings {
 
 /// Runs the projector until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
-    let pool = settings.projector.pool(NAME)?;
-    if settings.migrate_on_start {
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("applying read-database migrations: {e}"))?;
-    }
+    let args = &settings.projector;
+    let pool = service::read_pool(NAME, args).await?;
     let client = settings.redis.client()?;
-    let runtime = Runtime::new(
-        StatusProjection::new(client.clone(), settings.redis.key_prefix.clone()),
-        pool.clone(),
-        &settings.projector.kafka,
-        settings.projector.runtime.clone(),
-    )?;
-    let health = runtime.health();
-    let readiness = settings
-        .projector
-        .readiness(NAME, &pool)?
-        .check("redis", move || redis_store::probe(client.clone()))
-        .check("projector", move || {
-            let health = health.clone();
-            async move { health.check() }
-        });
-    let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
-    service.serve(
-        "ops",
-        shutdown::bind(settings.ops_addr).await?,
-        ops::router(NAME, readiness),
-    );
-    service.spawn("consumer", runtime.run(token));
-    service.run().await
+    let projection = StatusProjection::new(client.clone(), settings.redis.key_prefix.clone());
+    let checks = |r: Readiness| r.check("redis", move || redis_store::probe(client.clone()));
+    let prepare = async { Ok(()) };
+    service::serve(
+        projection,
+        pool,
+        &settings.common,
+        settings.ops_addr,
+        args,
+        checks,
+        prepare,
+        token,
+    )
+    .await
 }
 
 orderflow_service::settings_test!(Settings);

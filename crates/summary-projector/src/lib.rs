@@ -9,8 +9,8 @@ pub mod projection;
 
 use std::net::SocketAddr;
 
-use orderflow_projector::{MIGRATOR, ProjectorArgs, Runtime};
-use orderflow_service::{CommonArgs, Service, ops, shutdown};
+use orderflow_projector::{ProjectorArgs, service};
+use orderflow_service::CommonArgs;
 use tokio_util::sync::CancellationToken;
 
 pub use projection::SummaryProjection;
@@ -27,44 +27,27 @@ pub struct Settings {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "127.0.0.1:9182")]
     pub ops_addr: SocketAddr,
-    /// Apply pending read-database migrations at start-up.
-    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate_on_start: bool,
     #[command(flatten)]
     pub projector: ProjectorArgs,
 }
 
 /// Runs the projector until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
-    let pool = settings.projector.pool(NAME)?;
-    if settings.migrate_on_start {
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("applying read-database migrations: {e}"))?;
-    }
-    let runtime = Runtime::new(
-        SummaryProjection { pool: pool.clone() },
-        pool.clone(),
-        &settings.projector.kafka,
-        settings.projector.runtime.clone(),
-    )?;
-    let health = runtime.health();
-    let readiness = settings
-        .projector
-        .readiness(NAME, &pool)?
-        .check("projector", move || {
-            let health = health.clone();
-            async move { health.check() }
-        });
-    let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
-    service.serve(
-        "ops",
-        shutdown::bind(settings.ops_addr).await?,
-        ops::router(NAME, readiness),
-    );
-    service.spawn("consumer", runtime.run(token));
-    service.run().await
+    let args = &settings.projector;
+    let pool = service::read_pool(NAME, args).await?;
+    let projection = SummaryProjection { pool: pool.clone() };
+    let prepare = async { Ok(()) };
+    service::serve(
+        projection,
+        pool,
+        &settings.common,
+        settings.ops_addr,
+        args,
+        |r| r,
+        prepare,
+        token,
+    )
+    .await
 }
 
 orderflow_service::settings_test!(Settings);
