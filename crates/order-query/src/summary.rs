@@ -131,17 +131,37 @@ pub async fn list_orders(
     ])?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
+    // Only the filters given go into the statement: each combination is its
+    // own prepared statement with its own plan. One statement with
+    // `$1 IS NULL OR ...` for every filter can fall back to a generic plan
+    // that walks the newest-first index for a customer's ten orders.
+    let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT to_jsonb(s) FROM order_summary s WHERE true",
+    );
+    if let Some(customer) = params.uuid("customer_id")? {
+        sql.push(" AND s.customer_id = ").push_bind(customer);
+    }
+    if let Some(status) = params.status()? {
+        sql.push(" AND s.status = ").push_bind(status);
+    }
+    if let Some(from) = params.time("placed_from")? {
+        sql.push(" AND s.placed_at >= ").push_bind(from);
+    }
+    if let Some(to) = params.time("placed_to")? {
+        sql.push(" AND s.placed_at < ").push_bind(to);
+    }
+    if let Some(cursor) = cursor {
+        sql.push(" AND (s.placed_at, s.order_id) < (")
+            .push_bind(cursor.placed_at)
+            .push(", ")
+            .push_bind(cursor.order_id)
+            .push(")");
+    }
+    // Newest first, keyset-paginated on (placed_at, order_id).
+    sql.push(" ORDER BY s.placed_at DESC, s.order_id DESC LIMIT ")
+        .push_bind(limit + 1);
     let rows: Vec<sqlx::types::Json<OrderSummary>> =
-        sqlx::query_scalar(include_str!("sql/list.sql"))
-            .bind(params.uuid("customer_id")?)
-            .bind(params.status()?)
-            .bind(params.time("placed_from")?)
-            .bind(params.time("placed_to")?)
-            .bind(cursor.map(|c| c.placed_at))
-            .bind(cursor.map(|c| c.order_id))
-            .bind(limit + 1)
-            .fetch_all(&state.read)
-            .await?;
+        sql.build_query_scalar().fetch_all(&state.read).await?;
     let mut items: Vec<OrderSummary> = rows.into_iter().map(|r| r.0).collect();
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
