@@ -20,29 +20,13 @@ use std::time::{Duration, Instant};
 
 use order_command::app::{AppState, router};
 use order_command::faults::Faults;
+use orderflow_testkit::bench::{Stats, stats};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const PRODUCTS: usize = 200;
 const LINES: usize = 3;
-
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn stats(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Stats {
-        per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
-}
 
 /// A tiny deterministic generator: which products each order takes.
 fn pick(seed: &AtomicU64) -> [usize; LINES] {

@@ -9,6 +9,8 @@
 //! Engine locations come from the same environment variables the services
 //! read, with the same loopback defaults (`scripts/stack up` starts them).
 
+pub mod bench;
+
 use std::future::Future;
 use std::time::Duration;
 

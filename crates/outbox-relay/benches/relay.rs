@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 use futures::future::join_all;
+use orderflow_testkit::bench::percentile;
 use orderflow_testkit::{fresh_database, fresh_topic, kafka_brokers, kafka_config};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
@@ -61,10 +62,6 @@ async fn load_backlog(pool: &PgPool, rows: u64) {
     .execute(pool)
     .await
     .expect("backlog");
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 fn relay_settings(url: &str, topic: &str) -> outbox_relay::Settings {

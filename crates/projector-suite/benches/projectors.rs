@@ -25,6 +25,7 @@ use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 use futures::future::join_all;
 use orderflow_contracts::Envelope;
 use orderflow_readmodel::{OrderSummary, Step, apply};
+use orderflow_testkit::bench::percentile;
 use orderflow_testkit::{fresh_database, fresh_topic, kafka_config};
 use projector_suite::Backend;
 use projector_suite::backends::Env;
@@ -228,8 +229,10 @@ async fn raw_baseline(backend: Backend, events: &[Envelope]) -> f64 {
 
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.5) * 1000.0, at(0.99) * 1000.0)
+    (
+        percentile(&samples, 0.5) * 1000.0,
+        percentile(&samples, 0.99) * 1000.0,
+    )
 }
 
 /// The whole pipeline at a steady rate; visibility latency per read model.
