@@ -73,6 +73,78 @@ impl SearchProjection {
         }
         Ok(current)
     }
+
+    /// Indexes `docs` in one `_bulk`, each with its order version as
+    /// external version, and returns the orders whose stored document was
+    /// already at that version or newer (the engine refused them with 409).
+    pub async fn write(&self, docs: &[&OrderSummary]) -> Result<HashSet<Uuid>, ApplyError> {
+        let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(docs.len() * 2);
+        for summary in docs {
+            body.push(json!({"index": {"_id": summary.order_id, "version": summary.version, "version_type": "external"}}).into());
+            let doc = OrderDocument {
+                summary,
+                product_names: summary.product_names(),
+                skus: summary.skus(),
+            };
+            body.push(
+                serde_json::to_value(doc)
+                    .map_err(|e| ApplyError::Refused(e.to_string()))?
+                    .into(),
+            );
+        }
+        let response = self
+            .client
+            .bulk(BulkParts::Index(&self.alias))
+            .body(body)
+            .send()
+            .await
+            .map_err(transient)?;
+        let status = response.status_code();
+        let result: Value = response.json().await.map_err(transient)?;
+        if !status.is_success() {
+            return Err(request_failed("bulk", status, &result));
+        }
+        let mut stale = HashSet::new();
+        for item in result["items"].as_array().into_iter().flatten() {
+            let item = &item["index"];
+            let code = item["status"].as_u64().unwrap_or(0);
+            let id = item["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+            match code {
+                200..=299 => {}
+                // A newer version is already there: what we applied is a duplicate.
+                409 => {
+                    if let Some(id) = id {
+                        stale.insert(id);
+                    }
+                }
+                429 | 500..=599 => {
+                    return Err(transient(format!("bulk item {code}: {}", item["error"])));
+                }
+                _ => {
+                    return Err(ApplyError::Refused(format!(
+                        "bulk item {code}: {}",
+                        item["error"]
+                    )));
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Backfill from the write model: indexes each summary unless the index
+    /// already holds that version or a newer one, so it can run beside a
+    /// live projector and be repeated. Returns how many documents changed.
+    pub async fn backfill(&self, summaries: &[OrderSummary]) -> anyhow::Result<u64> {
+        if summaries.is_empty() {
+            return Ok(0);
+        }
+        let docs: Vec<&OrderSummary> = summaries.iter().collect();
+        let stale = self
+            .write(&docs)
+            .await
+            .map_err(|e| anyhow::anyhow!("indexing into {}: {e}", self.alias))?;
+        Ok((docs.len() - stale.len()) as u64)
+    }
 }
 
 impl Projection for SearchProjection {
@@ -86,58 +158,8 @@ impl Projection for SearchProjection {
         let (mut outcomes, changed) = fold::fold_summaries(&mut current, events);
 
         if !changed.is_empty() {
-            let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(changed.len() * 2);
-            let changed: Vec<Uuid> = changed.into_iter().collect();
-            for id in &changed {
-                let summary = &current[id];
-                body.push(json!({"index": {"_id": id, "version": summary.version, "version_type": "external"}}).into());
-                let doc = OrderDocument {
-                    summary,
-                    product_names: summary.product_names(),
-                    skus: summary.skus(),
-                };
-                body.push(
-                    serde_json::to_value(doc)
-                        .map_err(|e| ApplyError::Refused(e.to_string()))?
-                        .into(),
-                );
-            }
-            let response = self
-                .client
-                .bulk(BulkParts::Index(&self.alias))
-                .body(body)
-                .send()
-                .await
-                .map_err(transient)?;
-            let status = response.status_code();
-            let result: Value = response.json().await.map_err(transient)?;
-            if !status.is_success() {
-                return Err(request_failed("bulk", status, &result));
-            }
-            let mut stale = HashSet::new();
-            for item in result["items"].as_array().into_iter().flatten() {
-                let item = &item["index"];
-                let code = item["status"].as_u64().unwrap_or(0);
-                let id = item["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
-                match code {
-                    200..=299 => {}
-                    // A newer version is already there: what we applied is a duplicate.
-                    409 => {
-                        if let Some(id) = id {
-                            stale.insert(id);
-                        }
-                    }
-                    429 | 500..=599 => {
-                        return Err(transient(format!("bulk item {code}: {}", item["error"])));
-                    }
-                    _ => {
-                        return Err(ApplyError::Refused(format!(
-                            "bulk item {code}: {}",
-                            item["error"]
-                        )));
-                    }
-                }
-            }
+            let docs: Vec<&OrderSummary> = changed.iter().map(|id| &current[id]).collect();
+            let stale = self.write(&docs).await?;
             for (event, outcome) in events.iter().zip(outcomes.iter_mut()) {
                 if *outcome == Outcome::Applied && stale.contains(&event.order_id()) {
                     *outcome = Outcome::Duplicate;
