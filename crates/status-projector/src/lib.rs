@@ -4,7 +4,8 @@
 //! on version (a Lua script, so check and write are one atomic step), and
 //! every change is published on a pub/sub channel that the query API streams
 //! to clients. Redis keeps no persistence here: after losing its data the
-//! cache is rebuilt by replay, and the query API falls back to the summary.
+//! cache is refilled from the write model by `orderctl backfill --only
+//! status`, and until then the query API falls back to the summary.
 
 pub mod projection;
 

@@ -92,3 +92,79 @@ impl Drop for ServiceProcess {
         let _ = self.child.wait();
     }
 }
+
+/// One pipeline's isolated stores (databases, topic, index alias, Redis key
+/// prefix) and the environment its processes share.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub write: orderflow_testkit::TestDatabase,
+    pub read: orderflow_testkit::TestDatabase,
+    pub topic: String,
+    pub alias: String,
+    pub prefix: String,
+}
+
+impl Pipeline {
+    /// Fresh stores named after `name`.
+    pub async fn fresh(name: &str) -> Self {
+        Self {
+            write: orderflow_testkit::fresh_database(&format!("{name}_write")).await,
+            read: orderflow_testkit::fresh_database(&format!("{name}_read")).await,
+            topic: orderflow_testkit::unique_name(name).replace('_', "-"),
+            alias: orderflow_testkit::unique_name(&format!("{name}_orders")),
+            prefix: format!("{}:", orderflow_testkit::unique_name(name)),
+        }
+    }
+
+    /// What every process of this pipeline is told, `group` naming its
+    /// consumer group.
+    pub fn env(&self, group: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("READ_DATABASE_URL", self.read.url.clone()),
+            ("WRITE_DATABASE_URL", self.write.url.clone()),
+            ("KAFKA_BROKERS", orderflow_testkit::kafka_brokers()),
+            ("EVENTS_TOPIC", self.topic.clone()),
+            ("DLQ_TOPIC", format!("{}.dlq", self.topic)),
+            ("CONSUMER_GROUP", format!("{group}-{}", self.topic)),
+            ("SEARCH_URL", orderflow_testkit::search_url()),
+            ("SEARCH_ALIAS", self.alias.clone()),
+            ("REDIS_URL", orderflow_testkit::redis_url()),
+            ("REDIS_KEY_PREFIX", self.prefix.clone()),
+        ]
+    }
+
+    /// Starts service `name` on a free port with this pipeline's
+    /// environment plus `extra`, and waits until it is ready.
+    pub async fn start(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, String)],
+    ) -> ServiceProcess {
+        let port = free_port();
+        let mut env = self.env(name);
+        let addr = if name == "order-command" {
+            "COMMAND_HTTP_ADDR"
+        } else {
+            "OPS_ADDR"
+        };
+        env.push((addr, format!("127.0.0.1:{port}")));
+        env.extend(extra.iter().cloned());
+        let mut process = ServiceProcess::start(name, port, &env);
+        process.ready(Duration::from_secs(60)).await;
+        process
+    }
+}
+
+/// POSTs `body` as JSON; the status and the JSON answer (null if none).
+pub async fn post(
+    http: &reqwest::Client,
+    url: String,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = http.post(url).json(&body).send().await.expect("request");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -10,12 +10,10 @@ use elasticsearch::SearchParts;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use futures::future::join_all;
 use orderflow_readmodel::OrderSummary;
-use orderflow_testkit::{
-    eventually, fresh_database, kafka_brokers, redis_url, search_url, unique_name,
-};
+use orderflow_testkit::{eventually, redis_url, search_url};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
-use system_tests::{ServiceProcess, free_port};
+use system_tests::{Pipeline, post};
 use uuid::Uuid;
 
 const ORDERS: usize = 200;
@@ -32,54 +30,22 @@ impl Xorshift {
     }
 }
 
-async fn post(http: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let response = http.post(url).json(&body).send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_model_matches_the_write_model_after_2000_commands() {
-    let write = fresh_database("e2e_write").await;
-    let read = fresh_database("e2e_read").await;
-    let topic = unique_name("e2e").replace('_', "-");
-    let alias = unique_name("e2e_orders");
-    let prefix = format!("{}:", unique_name("e2e"));
-    let brokers = kafka_brokers();
-    let common = |group: &str| {
-        vec![
-            ("READ_DATABASE_URL", read.url.clone()),
-            ("WRITE_DATABASE_URL", write.url.clone()),
-            ("KAFKA_BROKERS", brokers.clone()),
-            ("EVENTS_TOPIC", topic.clone()),
-            ("DLQ_TOPIC", format!("{topic}.dlq")),
-            ("CONSUMER_GROUP", format!("{group}-{topic}")),
-            ("SEARCH_URL", search_url()),
-            ("SEARCH_ALIAS", alias.clone()),
-            ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", prefix.clone()),
-        ]
-    };
-    let command_port = free_port();
-    let mut command_env = common("command");
-    command_env.push(("COMMAND_HTTP_ADDR", format!("127.0.0.1:{command_port}")));
-    let mut command = ServiceProcess::start("order-command", command_port, &command_env);
-    command.ready(Duration::from_secs(60)).await;
+    let pipeline = Pipeline::fresh("e2e").await;
+    let (write, read, topic, alias, prefix) = (
+        &pipeline.write,
+        &pipeline.read,
+        &pipeline.topic,
+        &pipeline.alias,
+        &pipeline.prefix,
+    );
+    let command = pipeline.start("order-command", &[]).await;
     // The relay creates the topic before the projectors subscribe to it.
-    let relay_port = free_port();
-    let mut relay_env = common("relay");
-    relay_env.push(("OPS_ADDR", format!("127.0.0.1:{relay_port}")));
-    let mut relay = ServiceProcess::start("outbox-relay", relay_port, &relay_env);
-    relay.ready(Duration::from_secs(60)).await;
+    let relay = pipeline.start("outbox-relay", &[]).await;
     let mut projectors = Vec::new();
     for name in ["summary-projector", "search-projector", "status-projector"] {
-        let port = free_port();
-        let mut env = common(name);
-        env.push(("OPS_ADDR", format!("127.0.0.1:{port}")));
-        projectors.push(ServiceProcess::start(name, port, &env));
-    }
-    for p in &mut projectors {
-        p.ready(Duration::from_secs(60)).await;
+        projectors.push(pipeline.start(name, &[]).await);
     }
 
     let http = reqwest::Client::new();
@@ -188,7 +154,7 @@ async fn every_read_model_matches_the_write_model_after_2000_commands() {
         Duration::from_secs(180),
         || async {
             let body: Value = search
-            .search(SearchParts::Index(&[&alias]))
+            .search(SearchParts::Index(&[alias]))
             .body(json!({"query": {"match_all": {}}, "size": 1000, "sort": [{"order_id": "asc"}]}))
             .send()
             .await
