@@ -14,6 +14,8 @@
 //! The ratio raw/api is what the service layers cost. Both run in one
 //! invocation on the same database, so the machine's noise hits both.
 
+#![allow(clippy::print_stdout)] // figures are the output
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -182,11 +182,11 @@ where
     F: for<'c> AsyncFnOnce(&'c mut PgConnection) -> ApiResult<StoredResponse>,
 {
     let mut tx = pool.begin().await?;
-    if let Some(key) = key {
-        if let Claim::Replay(stored) = claim(&mut tx, principal, key, fingerprint, ttl).await? {
-            tx.rollback().await?;
-            return Ok(stored);
-        }
+    if let Some(key) = key
+        && let Claim::Replay(stored) = claim(&mut tx, principal, key, fingerprint, ttl).await?
+    {
+        tx.rollback().await?;
+        return Ok(stored);
     }
     let response = command(&mut tx).await?;
     if let Some(key) = key {

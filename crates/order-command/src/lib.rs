@@ -97,7 +97,7 @@ async fn prune_idempotency_keys(pool: sqlx::PgPool, token: CancellationToken) {
         }
         loop {
             match idempotency::prune_expired(&pool, 1000).await {
-                Ok(n) if n == 1000 => continue,
+                Ok(1000) => continue,
                 Ok(_) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "order_command.idempotency prune failed");

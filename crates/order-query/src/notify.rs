@@ -65,11 +65,10 @@ pub async fn listen_summary(
             received = listener.recv() => match received {
                 Ok(note) => {
                     for pair in note.payload().split(',') {
-                        if let Some((id, version)) = pair.split_once(':') {
-                            if let (Ok(id), Ok(version)) = (Uuid::parse_str(id), version.parse()) {
+                        if let Some((id, version)) = pair.split_once(':')
+                            && let (Ok(id), Ok(version)) = (Uuid::parse_str(id), version.parse()) {
                                 let _ = tx.send((id, version));
                             }
-                        }
                     }
                 }
                 Err(err) => {

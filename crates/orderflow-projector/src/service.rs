@@ -27,6 +27,9 @@ pub async fn read_pool(name: &str, args: &ProjectorArgs) -> anyhow::Result<PgPoo
 /// readiness check of the projection's own store; `prepare` runs in the
 /// consumer task before consuming starts (e.g. creating an index), and may
 /// end early with `Ok` when cancelled.
+// Each argument is one thing every projector binary already has in hand; a
+// struct gathering them would only be built to be taken apart here.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<P, F>(
     projection: P,
     pool: PgPool,

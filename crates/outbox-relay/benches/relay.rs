@@ -12,6 +12,8 @@
 //!    per second (default 500) for `BENCH_SECS` (default 10) while the relay
 //!    runs; commit→published latency from the rows' timestamps.
 
+#![allow(clippy::print_stdout)] // figures are the output
+
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;

@@ -201,7 +201,7 @@ pub async fn housekeeping(
             }
             Err(err) => tracing::warn!(error = %err, "relay.backlog query failed"),
         }
-        if ticks % 12 == 0 {
+        if ticks.is_multiple_of(12) {
             loop {
                 match orderflow_outbox::prune(&mut conn, retention, 1000).await {
                     Ok(1000) => continue,

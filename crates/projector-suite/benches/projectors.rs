@@ -14,6 +14,8 @@
 //!    from the command's response to the order being visible to a reader
 //!    (summary row, search hit after refresh, Redis key), p50/p99.
 
+#![allow(clippy::print_stdout)] // figures are the output
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -403,20 +405,19 @@ async fn poll_visibility(
             }
         }
         let ids = missing("search", &seen);
-        if !ids.is_empty() {
-            if let Ok(response) = search
+        if !ids.is_empty()
+            && let Ok(response) = search
                 .search(SearchParts::Index(&[&env.alias]))
                 .body(json!({"size": 10000, "_source": false, "query": {"ids": {"values": ids}}}))
                 .send()
                 .await
-            {
-                let hits: Value = response.json().await.unwrap_or_default();
-                for h in hits["hits"]["hits"].as_array().into_iter().flatten() {
-                    if let Some(id) = h["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                        seen.entry("search")
-                            .or_default()
-                            .insert(id, (now - pending[&id]).as_secs_f64());
-                    }
+        {
+            let hits: Value = response.json().await.unwrap_or_default();
+            for h in hits["hits"]["hits"].as_array().into_iter().flatten() {
+                if let Some(id) = h["_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                    seen.entry("search")
+                        .or_default()
+                        .insert(id, (now - pending[&id]).as_secs_f64());
                 }
             }
         }

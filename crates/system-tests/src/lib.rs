@@ -72,10 +72,10 @@ impl ServiceProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("{name} exited during start-up: {status}");
             }
-            if let Ok(r) = reqwest::get(&url).await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status().is_success()
+            {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

@@ -3,6 +3,8 @@
 //! real clients' would be); once drained, every read model equals the
 //! write model, field by field.
 
+#![allow(clippy::print_stdout)] // figures are the output
+
 use std::collections::HashMap;
 use std::time::Duration;
 

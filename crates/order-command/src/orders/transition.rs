@@ -163,12 +163,12 @@ async fn transition(request: Request<'_>, command: Command) -> ApiResult<Respons
         let order = store::lock_order(tx, order_id)
             .await?
             .ok_or(ApiError::NotFound("order"))?;
-        if let Some(expected) = if_match.0 {
-            if expected != order.version {
-                return Err(ApiError::VersionMismatch {
-                    current: order.version,
-                });
-            }
+        if let Some(expected) = if_match.0
+            && expected != order.version
+        {
+            return Err(ApiError::VersionMismatch {
+                current: order.version,
+            });
         }
         let from_version = order.version;
         let events = decide(Some(&order), command)?;

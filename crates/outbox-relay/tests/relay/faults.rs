@@ -1,5 +1,7 @@
 //! Faults with real processes: every loop is bounded in count and time.
 
+#![allow(clippy::print_stdout)] // figures are the output
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
