@@ -74,7 +74,7 @@ pub async fn backfill(
         let (summary, search, status) = tokio::try_join!(
             async {
                 match &targets.summary {
-                    Some(pool) => summary_projector::projection::backfill(pool, &summaries)
+                    Some(pool) => summary_projector::maintenance::backfill(pool, &summaries)
                         .await
                         .context("writing order_summary"),
                     None => Ok(0),
@@ -118,7 +118,7 @@ pub async fn backfill(
 
 /// The next `batch` orders after `after`, summarised from the write model.
 /// `id > $1` with no `IS NULL` branch, so every batch is an index range scan.
-async fn read_batch(
+pub(crate) async fn read_batch(
     write: PgPool,
     after: Option<Uuid>,
     batch: i64,

@@ -2,4 +2,5 @@
 //! and tests run exactly what an operator runs.
 
 pub mod backfill;
+pub mod reconcile;
 pub mod seed;

@@ -1,19 +1,26 @@
 //! `orderctl`: the operator's CLI.
 //!
 //! One binary for the jobs an operator runs by hand or from a Kubernetes Job:
-//! schema migrations, a bulk seed for benchmarks, and backfill of the read
-//! models from the write model.
+//! schema migrations, a bulk seed for benchmarks, backfill of the read
+//! models from the write model, and reconciliation of the two.
+
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use orderctl::backfill::{self, Targets};
+use orderctl::reconcile::{self, ReconcileReport};
 use orderctl::seed::{self, SeedPlan};
+use orderflow_service::config::parse_duration;
 use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
 use orderflow_service::stores::redis::RedisArgs;
 use orderflow_service::stores::search::SearchArgs;
 use orderflow_service::{CommonArgs, telemetry};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// `orderctl reconcile`'s exit status when drift remains (errors exit 1).
+const DRIFT_EXIT: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(name = "orderctl", version, about)]
@@ -55,6 +62,25 @@ enum Command {
         #[arg(long)]
         after: Option<Uuid>,
     },
+    /// Compare every read model with the write model and report drift:
+    /// orders missing, behind, ahead, different, or unknown to the write
+    /// model. Exits with status 3 while drift remains.
+    Reconcile {
+        #[command(flatten)]
+        write_db: WriteDbArgs,
+        #[command(flatten)]
+        fill: FillArgs,
+        /// Write the write model's state where a read model differs.
+        #[arg(long)]
+        repair: bool,
+        /// Wait this long before reading suspected drift again, so events
+        /// still on their way are not reported.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        recheck_after: std::time::Duration,
+        /// Drifted orders to name per read model.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+    },
 }
 
 /// A read model `backfill` can fill.
@@ -73,7 +99,7 @@ struct FillArgs {
     redis: RedisArgs,
     #[command(flatten)]
     search: SearchArgs,
-    /// Read models to fill (default: all three).
+    /// Read models to fill or check (default: all three).
     #[arg(
         long,
         value_enum,
@@ -87,7 +113,7 @@ struct FillArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let _telemetry = telemetry::init("orderctl", cli.common.log_format)?;
     // Ctrl-C stops a backfill between batches, with the place to resume.
@@ -136,8 +162,77 @@ async fn main() -> anyhow::Result<()> {
             let pool = postgres::pool(&write_db.url, 4, "orderctl")?;
             run_backfill(&pool, &fill, after, &token).await?;
         }
+        Command::Reconcile {
+            write_db,
+            fill,
+            repair,
+            recheck_after,
+            examples,
+        } => {
+            let pool = postgres::pool(&write_db.url, 4, "orderctl")?;
+            let targets = targets(&fill).await?;
+            let options = reconcile::Options {
+                batch: fill.batch,
+                repair,
+                recheck_after,
+                examples,
+            };
+            let report = reconcile::reconcile(&pool, &targets, &options, &token).await?;
+            print_report(&report);
+            anyhow::ensure!(report.complete, "reconcile stopped before the end");
+            if report.unresolved() > 0 {
+                // An answer, not a failure of the tool: no backtrace.
+                tracing::error!(
+                    drifted = report.unresolved(),
+                    repair,
+                    "orderctl.reconcile drift remains{}",
+                    if repair { "" } else { "; --repair fixes it" }
+                );
+                return Ok(ExitCode::from(DRIFT_EXIT));
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The reconcile report on standard output: it is the command's answer.
+#[allow(clippy::print_stdout)]
+fn print_report(report: &ReconcileReport) {
+    println!(
+        "{} orders in the write model, compared in {:.1} s",
+        report.orders,
+        report.elapsed.as_secs_f64()
+    );
+    println!(
+        "{:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>11}",
+        "store",
+        "checked",
+        "missing",
+        "behind",
+        "ahead",
+        "differs",
+        "extra",
+        "repaired",
+        "unrepaired"
+    );
+    for (name, store) in report.stores() {
+        let n = |d| store.drift.get(&d).copied().unwrap_or(0);
+        use reconcile::Drift::*;
+        println!(
+            "{name:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>11}",
+            store.checked,
+            n(Missing),
+            n(Behind),
+            n(Ahead),
+            n(Differs),
+            n(Extra),
+            store.repaired,
+            store.unrepaired
+        );
+        for (order, drift) in &store.examples {
+            println!("  {name}: {order} {}", drift.as_str());
+        }
+    }
 }
 
 async fn migrated_write_pool(write_db: &WriteDbArgs) -> anyhow::Result<sqlx::PgPool> {
@@ -149,12 +244,8 @@ async fn migrated_write_pool(write_db: &WriteDbArgs) -> anyhow::Result<sqlx::PgP
     Ok(pool)
 }
 
-async fn run_backfill(
-    write: &sqlx::PgPool,
-    fill: &FillArgs,
-    after: Option<Uuid>,
-    token: &CancellationToken,
-) -> anyhow::Result<()> {
+/// The read models `fill` names, migrated or created where needed.
+async fn targets(fill: &FillArgs) -> anyhow::Result<Targets> {
     let mut targets = Targets::default();
     if fill.only.contains(&ReadModel::Summary) {
         let read = postgres::pool(&fill.read_db.url, 4, "orderctl")?;
@@ -178,6 +269,16 @@ async fn run_backfill(
             fill.redis.key_prefix.clone(),
         ));
     }
+    Ok(targets)
+}
+
+async fn run_backfill(
+    write: &sqlx::PgPool,
+    fill: &FillArgs,
+    after: Option<Uuid>,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    let targets = targets(fill).await?;
     let report = backfill::backfill(write, &targets, after, fill.batch, token).await?;
     let last = report.last.map(|id| id.to_string()).unwrap_or_default();
     tracing::info!(

@@ -6,6 +6,7 @@
 //! a `_bulk` request succeeded.
 
 pub mod index;
+pub mod maintenance;
 pub mod projection;
 
 use std::net::SocketAddr;

@@ -44,7 +44,24 @@ fn request_failed(what: &str, status: elasticsearch::http::StatusCode, body: &Va
 }
 
 impl SearchProjection {
-    async fn load(&self, orders: &[Uuid]) -> Result<HashMap<Uuid, OrderSummary>, ApplyError> {
+    /// The stored documents of `orders`, read back as summaries (absent ones
+    /// are missing from the map).
+    pub async fn load(&self, orders: &[Uuid]) -> Result<HashMap<Uuid, OrderSummary>, ApplyError> {
+        Ok(self
+            .load_versioned(orders)
+            .await?
+            .into_iter()
+            .map(|(id, (summary, _))| (id, summary))
+            .collect())
+    }
+
+    /// [`Self::load`] with each document's external version, the one the
+    /// engine compares writes with (the projector keeps it equal to the
+    /// summary's `version`).
+    pub async fn load_versioned(
+        &self,
+        orders: &[Uuid],
+    ) -> Result<HashMap<Uuid, (OrderSummary, i64)>, ApplyError> {
         let ids: Vec<String> = orders.iter().map(Uuid::to_string).collect();
         let response = self
             .client
@@ -68,7 +85,8 @@ impl SearchProjection {
                             doc["_id"]
                         ))
                     })?;
-                current.insert(summary.order_id, summary);
+                let version = doc["_version"].as_i64().unwrap_or(summary.version);
+                current.insert(summary.order_id, (summary, version));
             }
         }
         Ok(current)
@@ -78,9 +96,19 @@ impl SearchProjection {
     /// external version, and returns the orders whose stored document was
     /// already at that version or newer (the engine refused them with 409).
     pub async fn write(&self, docs: &[&OrderSummary]) -> Result<HashSet<Uuid>, ApplyError> {
+        self.write_versioned(docs, "external").await
+    }
+
+    /// [`Self::write`] with another external version type: `external_gte`
+    /// also replaces a document of the same version (a repair).
+    pub(crate) async fn write_versioned(
+        &self,
+        docs: &[&OrderSummary],
+        version_type: &str,
+    ) -> Result<HashSet<Uuid>, ApplyError> {
         let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(docs.len() * 2);
         for summary in docs {
-            body.push(json!({"index": {"_id": summary.order_id, "version": summary.version, "version_type": "external"}}).into());
+            body.push(json!({"index": {"_id": summary.order_id, "version": summary.version, "version_type": version_type}}).into());
             let doc = OrderDocument {
                 summary,
                 product_names: summary.product_names(),
@@ -129,21 +157,6 @@ impl SearchProjection {
             }
         }
         Ok(stale)
-    }
-
-    /// Backfill from the write model: indexes each summary unless the index
-    /// already holds that version or a newer one, so it can run beside a
-    /// live projector and be repeated. Returns how many documents changed.
-    pub async fn backfill(&self, summaries: &[OrderSummary]) -> anyhow::Result<u64> {
-        if summaries.is_empty() {
-            return Ok(0);
-        }
-        let docs: Vec<&OrderSummary> = summaries.iter().collect();
-        let stale = self
-            .write(&docs)
-            .await
-            .map_err(|e| anyhow::anyhow!("indexing into {}: {e}", self.alias))?;
-        Ok((docs.len() - stale.len()) as u64)
     }
 }
 

@@ -7,6 +7,7 @@
 //! cache is refilled from the write model by `orderctl backfill --only
 //! status`, and until then the query API falls back to the summary.
 
+pub mod maintenance;
 pub mod projection;
 
 use std::net::SocketAddr;

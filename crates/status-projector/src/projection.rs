@@ -2,7 +2,7 @@
 //! pipelined per batch (one round trip), in per-order order.
 
 use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
-use orderflow_readmodel::{OrderSummary, status_after, validate};
+use orderflow_readmodel::{status_after, validate};
 use redis::aio::ConnectionManager;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -18,7 +18,12 @@ pub struct StatusProjection {
 
 /// The key of an order's status hash.
 pub fn order_key(prefix: &str, order: uuid::Uuid) -> String {
-    format!("{prefix}order:{order}")
+    format!("{}{order}", order_keys(prefix))
+}
+
+/// What every order's key starts with.
+pub fn order_keys(prefix: &str) -> String {
+    format!("{prefix}order:")
 }
 
 /// The pub/sub channel of status changes.
@@ -56,35 +61,7 @@ impl StatusProjection {
         }
     }
 
-    /// Backfill from the write model: writes each order's status unless the
-    /// cache already has that version or a newer one, in one pipelined round
-    /// trip. Returns how many keys changed.
-    pub async fn backfill(&self, summaries: &[OrderSummary]) -> anyhow::Result<u64> {
-        if summaries.is_empty() {
-            return Ok(0);
-        }
-        let mut conn = self
-            .connection()
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
-        let script = redis::Script::new(include_str!("backfill.lua"));
-        // Loaded once, so the pipeline sends only its hash per key.
-        let sha: String = script.prepare_invoke().load_async(&mut conn).await?;
-        let mut pipe = redis::pipe();
-        for summary in summaries {
-            pipe.cmd("EVALSHA")
-                .arg(&sha)
-                .arg(1)
-                .arg(order_key(&self.prefix, summary.order_id))
-                .arg(summary.version)
-                .arg(&summary.status)
-                .arg(summary.updated_at.format(&Rfc3339)?);
-        }
-        let written: Vec<i64> = pipe.query_async(&mut conn).await?;
-        Ok(written.into_iter().filter(|w| *w == 1).count() as u64)
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, ApplyError> {
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, ApplyError> {
         self.connection
             .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
             .await

@@ -5,6 +5,7 @@
 //! crash can never apply a batch halfway or mark it processed without its
 //! effects.
 
+pub mod maintenance;
 pub mod projection;
 
 use std::net::SocketAddr;

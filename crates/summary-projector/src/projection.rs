@@ -30,21 +30,15 @@ pub fn classify(err: sqlx::Error) -> ApplyError {
 
 /// Writes `rows` (sorted by order id), each only over an older version of
 /// its row, and returns how many rows changed.
-async fn upsert(db: impl sqlx::PgExecutor<'_>, rows: &[&OrderSummary]) -> sqlx::Result<u64> {
+pub(crate) async fn upsert(
+    db: impl sqlx::PgExecutor<'_>,
+    rows: &[&OrderSummary],
+) -> sqlx::Result<u64> {
     let done = sqlx::query(include_str!("sql/upsert.sql"))
         .bind(sqlx::types::Json(rows))
         .execute(db)
         .await?;
     Ok(done.rows_affected())
-}
-
-/// Backfill from the write model: writes each summary unless the table
-/// already has that version or a newer one, so it can run beside a live
-/// projector and be repeated. Returns how many rows changed.
-pub async fn backfill(pool: &PgPool, summaries: &[OrderSummary]) -> sqlx::Result<u64> {
-    let mut rows: Vec<&OrderSummary> = summaries.iter().collect();
-    rows.sort_by_key(|s| s.order_id);
-    upsert(pool, &rows).await
 }
 
 impl Projection for SummaryProjection {

@@ -1,0 +1,178 @@
+//! Stores, a seeded plan and a command API shared by the orderctl tests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use elasticsearch::{Elasticsearch, MgetParts};
+use orderctl::backfill::Targets;
+use orderctl::seed::SeedPlan;
+use orderflow_readmodel::OrderSummary;
+use orderflow_testkit::{TestDatabase, fresh_database, fresh_index_name, redis_connection};
+use redis::AsyncCommands as _;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const ORDERS: i64 = 630;
+
+pub fn plan() -> SeedPlan {
+    SeedPlan {
+        orders: ORDERS,
+        lines_per_order: 5,
+        customers: Some(40),
+        products: 60,
+        days: 30,
+        chunk: 100,
+        jobs: 2,
+        tag: None,
+    }
+}
+
+pub struct Stores {
+    pub write: TestDatabase,
+    pub read: TestDatabase,
+    pub search: Elasticsearch,
+    pub alias: String,
+    pub redis: redis::aio::MultiplexedConnection,
+    pub prefix: String,
+    pub targets: Targets,
+}
+
+pub async fn stores() -> Stores {
+    let write = fresh_database("seed_write").await;
+    let read = fresh_database("seed_read").await;
+    order_command::MIGRATOR
+        .run(&write.pool)
+        .await
+        .expect("write migrations");
+    orderflow_projector::MIGRATOR
+        .run(&read.pool)
+        .await
+        .expect("read migrations");
+    let search = orderflow_testkit::search_client().await;
+    let alias = fresh_index_name("seed_orders");
+    search_projector::index::ensure(&search, &alias)
+        .await
+        .expect("index");
+    let (redis, prefix) = redis_connection("seed").await;
+    let targets = Targets {
+        summary: Some(read.pool.clone()),
+        search: Some(search_projector::SearchProjection {
+            client: search.clone(),
+            alias: alias.clone(),
+        }),
+        status: Some(status_projector::StatusProjection::new(
+            orderflow_testkit::redis_client(),
+            prefix.clone(),
+        )),
+    };
+    Stores {
+        write,
+        read,
+        search,
+        alias,
+        redis,
+        prefix,
+        targets,
+    }
+}
+
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every read model, as `order id → (status, version)`, plus the summaries.
+pub struct Snapshot {
+    pub summaries: HashMap<Uuid, OrderSummary>,
+    pub search: HashMap<Uuid, (Value, i64)>,
+    pub status: HashMap<Uuid, (String, i64)>,
+}
+
+pub async fn snapshot(stores: &mut Stores, orders: &[Uuid]) -> Snapshot {
+    let rows: Vec<sqlx::types::Json<OrderSummary>> =
+        sqlx::query_scalar("SELECT to_jsonb(s) FROM order_summary s")
+            .fetch_all(&stores.read.pool)
+            .await
+            .expect("summaries");
+    let summaries = rows.into_iter().map(|r| (r.0.order_id, r.0)).collect();
+
+    let ids: Vec<String> = orders.iter().map(Uuid::to_string).collect();
+    let body: Value = stores
+        .search
+        .mget(MgetParts::Index(&stores.alias))
+        .body(json!({"ids": ids}))
+        .send()
+        .await
+        .expect("mget")
+        .json()
+        .await
+        .expect("mget body");
+    let search = body["docs"]
+        .as_array()
+        .expect("docs")
+        .iter()
+        .filter(|d| d["found"] == json!(true))
+        .map(|d| {
+            let id = Uuid::parse_str(d["_id"].as_str().expect("_id")).expect("uuid");
+            (
+                id,
+                (
+                    d["_source"].clone(),
+                    d["_version"].as_i64().expect("_version"),
+                ),
+            )
+        })
+        .collect();
+
+    let mut status = HashMap::new();
+    for id in orders {
+        let hash: HashMap<String, String> = stores
+            .redis
+            .hgetall(format!("{}order:{id}", stores.prefix))
+            .await
+            .expect("hgetall");
+        if let (Some(s), Some(v)) = (hash.get("status"), hash.get("version")) {
+            status.insert(*id, (s.clone(), v.parse().expect("version")));
+        }
+    }
+    Snapshot {
+        summaries,
+        search,
+        status,
+    }
+}
+
+/// Serves the command API on the seeded write database.
+pub async fn command_api(pool: PgPool) -> String {
+    let state = order_command::app::AppState {
+        pool,
+        idempotency_ttl: Duration::from_secs(3600),
+        faults: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, order_command::app::router(state))
+            .await
+            .expect("command api");
+    });
+    base
+}
+
+pub async fn order_with_status(pool: &PgPool, status: &str, paid: bool) -> Uuid {
+    sqlx::query_scalar(
+        "SELECT o.id FROM orders o LEFT JOIN payments p ON p.order_id = o.id \
+         WHERE o.status = $1 AND (p.order_id IS NOT NULL) = $2 ORDER BY o.id LIMIT 1",
+    )
+    .bind(status)
+    .bind(paid)
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("a seeded {status} order: {e}"))
+}

@@ -1,0 +1,5 @@
+//! The operator jobs against the real stores, in one test binary.
+
+mod helpers;
+mod reconcile;
+mod seed_backfill;

@@ -1,0 +1,144 @@
+//! What `orderctl` does to the status cache outside the event flow:
+//! backfill from the write model, and the reads and repairs of `reconcile`.
+//!
+//! Each write is a script that checks the stored version first, so it is
+//! safe beside a live projector; all of a batch goes in one pipelined round
+//! trip.
+
+use std::collections::HashMap;
+
+use orderflow_readmodel::OrderSummary;
+use redis::aio::ConnectionManager;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::StatusProjection;
+use crate::projection::{order_key, order_keys};
+
+impl StatusProjection {
+    async fn maintenance_connection(&self) -> anyhow::Result<ConnectionManager> {
+        self.connection()
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))
+    }
+
+    /// Writes each order's status unless the cache already has that version
+    /// or a newer one. Returns how many keys changed.
+    pub async fn backfill(&self, summaries: &[OrderSummary]) -> anyhow::Result<u64> {
+        let rows: Vec<(Option<i64>, &OrderSummary)> = summaries.iter().map(|s| (None, s)).collect();
+        self.scripted(include_str!("backfill.lua"), &rows).await
+    }
+
+    /// Replaces each `(seen version, summary)` entry that still has the
+    /// version seen, whatever the summary's own version. Returns how many
+    /// keys were replaced.
+    pub async fn replace(&self, rows: &[(i64, &OrderSummary)]) -> anyhow::Result<u64> {
+        let rows: Vec<(Option<i64>, &OrderSummary)> =
+            rows.iter().map(|(seen, s)| (Some(*seen), *s)).collect();
+        self.scripted(include_str!("repair.lua"), &rows).await
+    }
+
+    /// Runs `script` once per order, in one pipeline; its ARGV are the seen
+    /// version (when given), then version, status and updated_at.
+    async fn scripted(
+        &self,
+        script: &str,
+        rows: &[(Option<i64>, &OrderSummary)],
+    ) -> anyhow::Result<u64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.maintenance_connection().await?;
+        // Loaded once, so the pipeline sends only its hash per key.
+        let sha: String = redis::Script::new(script)
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for (seen, summary) in rows {
+            let call = pipe
+                .cmd("EVALSHA")
+                .arg(&sha)
+                .arg(1)
+                .arg(order_key(&self.prefix, summary.order_id));
+            if let Some(seen) = seen {
+                call.arg(seen);
+            }
+            call.arg(summary.version)
+                .arg(&summary.status)
+                .arg(summary.updated_at.format(&Rfc3339)?);
+        }
+        let written: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(written.into_iter().filter(|w| *w == 1).count() as u64)
+    }
+
+    /// The cached `(status, version)` of `orders` (absent ones are missing).
+    pub async fn load(&self, orders: &[Uuid]) -> anyhow::Result<HashMap<Uuid, (String, i64)>> {
+        if orders.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut conn = self.maintenance_connection().await?;
+        let mut pipe = redis::pipe();
+        for order in orders {
+            pipe.cmd("HMGET")
+                .arg(order_key(&self.prefix, *order))
+                .arg("status")
+                .arg("version");
+        }
+        let entries: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut conn).await?;
+        Ok(orders
+            .iter()
+            .zip(entries)
+            .filter_map(|(order, entry)| match entry {
+                (Some(status), Some(version)) => Some((*order, (status, version))),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// One step of walking the cached order ids: `(next cursor, ids)`, done
+    /// when the next cursor is 0. An id may come twice (SCAN's contract).
+    pub async fn scan_ids(&self, cursor: u64, count: usize) -> anyhow::Result<(u64, Vec<Uuid>)> {
+        let mut conn = self.maintenance_connection().await?;
+        let head = order_keys(&self.prefix);
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", glob_escape(&head)))
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        let ids = keys
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix(head.as_str())
+                    .and_then(|id| Uuid::parse_str(id).ok())
+            })
+            .collect();
+        Ok((next, ids))
+    }
+
+    /// Deletes the entries of `orders`. Returns how many were there.
+    pub async fn remove(&self, orders: &[Uuid]) -> anyhow::Result<u64> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.maintenance_connection().await?;
+        let keys: Vec<String> = orders.iter().map(|o| order_key(&self.prefix, *o)).collect();
+        let removed: u64 = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+        Ok(removed)
+    }
+}
+
+/// `text` matched literally by a SCAN pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
