@@ -140,22 +140,28 @@ async fn backfill_restores_the_status_cache_after_redis_loses_its_data() {
     .await;
     assert_eq!(cached(&mut conn, &prefix, orders[0]).await, None);
 
-    let mut orderctl = std::process::Command::new(binary("orderctl"));
-    orderctl
-        .args(["backfill", "--only", "status"])
-        .env("WRITE_DATABASE_URL", &pipeline.write.url)
-        .env("REDIS_URL", orderflow_testkit::redis_url())
-        .env("REDIS_KEY_PREFIX", &prefix)
-        .env("RUST_LOG", "warn");
-    let output = tokio::task::spawn_blocking(move || orderctl.output())
-        .await
-        .expect("orderctl task")
-        .expect("running orderctl");
+    // Reconcile sees it: every order missing from the cache, exit status 3.
+    let found = orderctl(&pipeline, &["reconcile", "--only", "status"]).await;
+    assert_eq!(found.status.code(), Some(3), "{}", text(&found.stderr));
+    let table = text(&found.stdout);
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("status "))
+        .unwrap_or_else(|| panic!("no status row in:\n{table}"))
+        .split_whitespace()
+        .collect();
+    let n = ORDERS.to_string();
+    // store, checked, missing, behind, ahead, differs, extra, ...
+    assert_eq!(row[..7], ["status", &n, &n, "0", "0", "0", "0"], "{table}");
     assert!(
-        output.status.success(),
-        "orderctl backfill failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        orders
+            .iter()
+            .any(|o| table.contains(&format!("{o} missing"))),
+        "the report names missing orders:\n{table}"
     );
+
+    let filled = orderctl(&pipeline, &["backfill", "--only", "status"]).await;
+    assert!(filled.status.success(), "{}", text(&filled.stderr));
 
     assert!(
         all_cached(&mut conn, &prefix, &orders, ("paid", 2)).await,
@@ -192,4 +198,36 @@ async fn backfill_restores_the_status_cache_after_redis_loses_its_data() {
     )
     .await;
     assert_eq!(held(&pipeline).await, (0, 0));
+    let clean = orderctl(&pipeline, &["reconcile", "--only", "status"]).await;
+    assert!(
+        clean.status.success(),
+        "no drift left: {}",
+        text(&clean.stdout)
+    );
+}
+
+/// Runs the `orderctl` binary on this pipeline's stores.
+async fn orderctl(pipeline: &Pipeline, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(binary("orderctl"));
+    command
+        .args(args)
+        .args(
+            ["--recheck-after", "1s"]
+                .iter()
+                .filter(|_| args[0] == "reconcile"),
+        )
+        .env("WRITE_DATABASE_URL", &pipeline.write.url)
+        .env("READ_DATABASE_URL", &pipeline.read.url)
+        .env("REDIS_URL", orderflow_testkit::redis_url())
+        .env("REDIS_KEY_PREFIX", &pipeline.prefix)
+        .env("RUST_LOG", "warn")
+        .env("RUST_BACKTRACE", "0");
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("orderctl task")
+        .expect("running orderctl")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
