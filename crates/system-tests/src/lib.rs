@@ -155,6 +155,31 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Runs the `orderctl` binary with `args` on this pipeline's stores
+    /// (a reconcile rechecks after 1 s).
+    pub async fn orderctl(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(binary("orderctl"));
+        command.args(args);
+        if args.first() == Some(&"reconcile") {
+            command.args(["--recheck-after", "1s"]);
+        }
+        command
+            .envs(self.env("orderctl"))
+            .env("RUST_LOG", "warn")
+            .env("RUST_BACKTRACE", "0");
+        tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("orderctl task")
+            .expect("running orderctl")
+    }
+}
+
+/// Process output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// POSTs `body` as JSON; the status and the JSON answer (null if none).
 pub async fn post(
     http: &reqwest::Client,

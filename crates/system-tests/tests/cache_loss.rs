@@ -11,7 +11,7 @@ use std::time::Duration;
 use orderflow_testkit::{eventually, redis_client};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
-use system_tests::{Pipeline, binary, post};
+use system_tests::{Pipeline, post, text};
 use uuid::Uuid;
 
 const ORDERS: usize = 30;
@@ -141,7 +141,7 @@ async fn backfill_restores_the_status_cache_after_redis_loses_its_data() {
     assert_eq!(cached(&mut conn, &prefix, orders[0]).await, None);
 
     // Reconcile sees it: every order missing from the cache, exit status 3.
-    let found = orderctl(&pipeline, &["reconcile", "--only", "status"]).await;
+    let found = pipeline.orderctl(&["reconcile", "--only", "status"]).await;
     assert_eq!(found.status.code(), Some(3), "{}", text(&found.stderr));
     let table = text(&found.stdout);
     let row: Vec<&str> = table
@@ -160,7 +160,7 @@ async fn backfill_restores_the_status_cache_after_redis_loses_its_data() {
         "the report names missing orders:\n{table}"
     );
 
-    let filled = orderctl(&pipeline, &["backfill", "--only", "status"]).await;
+    let filled = pipeline.orderctl(&["backfill", "--only", "status"]).await;
     assert!(filled.status.success(), "{}", text(&filled.stderr));
 
     assert!(
@@ -198,36 +198,10 @@ async fn backfill_restores_the_status_cache_after_redis_loses_its_data() {
     )
     .await;
     assert_eq!(held(&pipeline).await, (0, 0));
-    let clean = orderctl(&pipeline, &["reconcile", "--only", "status"]).await;
+    let clean = pipeline.orderctl(&["reconcile", "--only", "status"]).await;
     assert!(
         clean.status.success(),
         "no drift left: {}",
         text(&clean.stdout)
     );
-}
-
-/// Runs the `orderctl` binary on this pipeline's stores.
-async fn orderctl(pipeline: &Pipeline, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(binary("orderctl"));
-    command
-        .args(args)
-        .args(
-            ["--recheck-after", "1s"]
-                .iter()
-                .filter(|_| args[0] == "reconcile"),
-        )
-        .env("WRITE_DATABASE_URL", &pipeline.write.url)
-        .env("READ_DATABASE_URL", &pipeline.read.url)
-        .env("REDIS_URL", orderflow_testkit::redis_url())
-        .env("REDIS_KEY_PREFIX", &pipeline.prefix)
-        .env("RUST_LOG", "warn")
-        .env("RUST_BACKTRACE", "0");
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("orderctl task")
-        .expect("running orderctl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }

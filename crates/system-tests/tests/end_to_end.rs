@@ -15,7 +15,7 @@ use orderflow_readmodel::OrderSummary;
 use orderflow_testkit::{eventually, redis_url, search_url};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
-use system_tests::{Pipeline, post};
+use system_tests::{Pipeline, post, text};
 use uuid::Uuid;
 
 const ORDERS: usize = 200;
@@ -217,6 +217,29 @@ async fn every_read_model_matches_the_write_model_after_2000_commands() {
             .await
             .expect("outbox");
     assert_eq!(unpublished, 0);
+
+    // And the operator's check agrees: no drift anywhere.
+    let reconciled = pipeline.orderctl(&["reconcile"]).await;
+    let report = text(&reconciled.stdout);
+    assert!(
+        reconciled.status.success(),
+        "orderctl reconcile: {report}{}",
+        text(&reconciled.stderr)
+    );
+    for store in ["summary", "search", "status"] {
+        let row: Vec<&str> = report
+            .lines()
+            .find(|l| l.starts_with(&format!("{store} ")))
+            .unwrap_or_else(|| panic!("no {store} row in:\n{report}"))
+            .split_whitespace()
+            .collect();
+        let n = ORDERS.to_string();
+        assert_eq!(
+            row[1..],
+            [n.as_str(), "0", "0", "0", "0", "0", "0", "0"],
+            "{report}"
+        );
+    }
     drop(projectors);
     drop(relay);
     drop(command);
