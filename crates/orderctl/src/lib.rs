@@ -2,5 +2,6 @@
 //! and tests run exactly what an operator runs.
 
 pub mod backfill;
+pub mod dlq;
 pub mod reconcile;
 pub mod seed;

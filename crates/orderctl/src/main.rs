@@ -2,16 +2,19 @@
 //!
 //! One binary for the jobs an operator runs by hand or from a Kubernetes Job:
 //! schema migrations, a bulk seed for benchmarks, backfill of the read
-//! models from the write model, and reconciliation of the two.
+//! models from the write model, reconciliation of the two, and the
+//! dead-letter topic's list and replay.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use orderctl::backfill::{self, Targets};
+use orderctl::dlq::{DeadLetter, DeadLetterTopic};
 use orderctl::reconcile::{self, ReconcileReport};
 use orderctl::seed::{self, SeedPlan};
 use orderflow_service::config::parse_duration;
+use orderflow_service::stores::kafka::KafkaArgs;
 use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
 use orderflow_service::stores::redis::RedisArgs;
 use orderflow_service::stores::search::SearchArgs;
@@ -81,6 +84,32 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         examples: usize,
     },
+    /// The dead-letter topic: events a projector gave up on.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Dead-letter topic (default: `<EVENTS_TOPIC>.dlq`, as the projectors').
+        #[arg(long, env = "DLQ_TOPIC")]
+        dlq_topic: Option<String>,
+        /// Consumer group whose offsets mark what was replayed.
+        #[arg(long, default_value = "orderctl-dlq-replay")]
+        group: String,
+        /// Only the dead letters of this projector (e.g. summary-projector).
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// Print every dead letter still on the topic, with why and whether it
+    /// was replayed.
+    List,
+    /// Send the dead letters not replayed yet back to the events topic
+    /// (after fixing their cause); other projectors' inboxes skip them.
+    Replay,
 }
 
 /// A read model `backfill` can fill.
@@ -191,8 +220,81 @@ async fn main() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(DRIFT_EXIT));
             }
         }
+        Command::Dlq {
+            action,
+            kafka,
+            dlq_topic,
+            group,
+            consumer,
+        } => {
+            let topic = DeadLetterTopic {
+                config: kafka.client_config("orderctl"),
+                topic: dlq_topic.unwrap_or_else(|| format!("{}.dlq", kafka.events_topic)),
+                group,
+            };
+            dlq(action, &kafka, topic, consumer.as_deref(), &token).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn dlq(
+    action: DlqAction,
+    kafka: &KafkaArgs,
+    topic: DeadLetterTopic,
+    consumer: Option<&str>,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    match action {
+        DlqAction::List => {
+            let letters: Vec<DeadLetter> = topic
+                .list()
+                .await?
+                .into_iter()
+                .filter(|l| consumer.is_none_or(|c| l.consumer.as_deref() == Some(c)))
+                .collect();
+            print_dead_letters(&topic.topic, &letters);
+        }
+        DlqAction::Replay => {
+            let report = topic.replay(&kafka.events_topic, consumer, token).await?;
+            tracing::info!(
+                replayed = report.replayed,
+                skipped = report.skipped,
+                complete = report.complete,
+                to = kafka.events_topic,
+                "orderctl.dlq replay done"
+            );
+            anyhow::ensure!(report.complete, "replay stopped before the end");
+        }
+    }
+    Ok(())
+}
+
+/// The dead letters on standard output: they are the command's answer.
+#[allow(clippy::print_stdout)]
+fn print_dead_letters(topic: &str, letters: &[DeadLetter]) {
+    println!("{} dead letters on {topic}", letters.len());
+    for l in letters {
+        let event = l.event.as_ref().map_or_else(
+            || "(unreadable envelope)".to_owned(),
+            |e| {
+                format!(
+                    "{} v{} of order {} (event {})",
+                    e.event_type, e.version, e.order_id, e.event_id
+                )
+            },
+        );
+        println!(
+            "{}:{} {} {} after {} attempts{}: {}",
+            l.partition,
+            l.offset,
+            l.consumer.as_deref().unwrap_or("?"),
+            event,
+            l.attempts.map_or_else(|| "?".to_owned(), |a| a.to_string()),
+            if l.replayed { ", replayed" } else { "" },
+            l.reason.as_deref().unwrap_or("no reason given")
+        );
+    }
 }
 
 /// The reconcile report on standard output: it is the command's answer.

@@ -3,9 +3,11 @@
 //! sequence changes nothing; redelivered events change nothing; a version
 //! that arrives early is held and applied in order; poison goes to the
 //! dead-letter topic while the partition keeps moving. Plus the store
-//! outages for the search and status projectors.
+//! outages for the search and status projectors, and the dead-letter
+//! replay of `orderctl`.
 
 mod cases;
+mod dlq_replay;
 mod outage;
 
 macro_rules! for_every_backend {
