@@ -3,5 +3,6 @@
 
 pub mod backfill;
 pub mod dlq;
+pub mod rebuild;
 pub mod reconcile;
 pub mod seed;

@@ -2,8 +2,8 @@
 //!
 //! One binary for the jobs an operator runs by hand or from a Kubernetes Job:
 //! schema migrations, a bulk seed for benchmarks, backfill of the read
-//! models from the write model, reconciliation of the two, and the
-//! dead-letter topic's list and replay.
+//! models from the write model, reconciliation of the two, a rebuild of the
+//! search index with swap-in, and the dead-letter topic's list and replay.
 
 use std::process::ExitCode;
 
@@ -83,6 +83,20 @@ enum Command {
         /// Drifted orders to name per read model.
         #[arg(long, default_value_t = 10)]
         examples: usize,
+    },
+    /// Rebuild the search index from the write model beside the live one
+    /// and swap it in under the alias, without stopping anything.
+    Rebuild {
+        #[command(flatten)]
+        write_db: WriteDbArgs,
+        #[command(flatten)]
+        search: SearchArgs,
+        /// Orders per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: i64,
+        /// Keep the old index after the swap (delete it by hand later).
+        #[arg(long)]
+        keep_old: bool,
     },
     /// The dead-letter topic: events a projector gave up on.
     Dlq {
@@ -219,6 +233,36 @@ async fn main() -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(DRIFT_EXIT));
             }
+        }
+        Command::Rebuild {
+            write_db,
+            search,
+            batch,
+            keep_old,
+        } => {
+            let pool = postgres::pool(&write_db.url, 4, "orderctl")?;
+            let client = search.client()?;
+            let report = orderctl::rebuild::rebuild_search(
+                &pool,
+                &client,
+                &search.alias,
+                batch,
+                keep_old,
+                &token,
+            )
+            .await?;
+            tracing::info!(
+                alias = search.alias,
+                from = ?report.from,
+                to = report.to,
+                resumed = report.resumed,
+                filled = report.fill.search,
+                fill_seconds = report.fill.elapsed.as_secs_f64(),
+                caught_up = report.catch_up.search,
+                catch_up_seconds = report.catch_up.elapsed.as_secs_f64(),
+                deleted_old = report.deleted_old,
+                "orderctl.rebuild done"
+            );
         }
         Command::Dlq {
             action,

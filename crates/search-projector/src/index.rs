@@ -2,7 +2,10 @@
 //! fill `orders_v2` and swap the alias without downtime.
 
 use elasticsearch::Elasticsearch;
-use elasticsearch::indices::{IndicesCreateParts, IndicesExistsAliasParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsAliasParts, IndicesExistsParts,
+    IndicesGetAliasParts, IndicesPutSettingsParts,
+};
 use serde_json::{Value, json};
 
 /// The explicit mapping. `dynamic: strict` makes a document with an
@@ -54,30 +57,136 @@ pub async fn ensure(client: &Elasticsearch, alias: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let index = format!("{alias}_v1");
+    create(client, &index, Some(alias)).await?;
+    tracing::info!(index, alias, "search_projector.index created");
+    Ok(())
+}
+
+/// Creates `index` with the settings and mapping, optionally as `alias`'s
+/// write index. An index that already exists (another instance was first)
+/// is fine.
+pub async fn create(
+    client: &Elasticsearch,
+    index: &str,
+    alias: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut body = json!({
+        "settings": {
+            "number_of_shards": 1,
+            "number_of_replicas": 0,
+            "refresh_interval": "1s",
+            // SKUs and tracking numbers match whatever case is typed.
+            "analysis": {"normalizer": {"lowercase": {"type": "custom", "filter": ["lowercase"]}}}
+        },
+        "mappings": mapping()
+    });
+    if let Some(alias) = alias {
+        body["aliases"] = json!({alias: {"is_write_index": true}});
+    }
     let response = client
         .indices()
-        .create(IndicesCreateParts::Index(&index))
-        .body(json!({
-            "settings": {
-                "number_of_shards": 1,
-                "number_of_replicas": 0,
-                "refresh_interval": "1s",
-                // SKUs and tracking numbers match whatever case is typed.
-                "analysis": {"normalizer": {"lowercase": {"type": "custom", "filter": ["lowercase"]}}}
-            },
-            "mappings": mapping(),
-            "aliases": {alias: {"is_write_index": true}}
-        }))
+        .create(IndicesCreateParts::Index(index))
+        .body(body)
         .send()
         .await?;
     let status = response.status_code();
     let body: Value = response.json().await.unwrap_or_default();
-    // Another instance may have created it first.
     let raced = body["error"]["type"] == "resource_already_exists_exception";
     anyhow::ensure!(
         status.is_success() || raced,
         "creating index {index}: {status} {body}"
     );
-    tracing::info!(index, alias, "search_projector.index created");
     Ok(())
+}
+
+/// The indices `alias` points at (none when it does not exist).
+pub async fn behind(client: &Elasticsearch, alias: &str) -> anyhow::Result<Vec<String>> {
+    let response = client
+        .indices()
+        .get_alias(IndicesGetAliasParts::Name(&[alias]))
+        .send()
+        .await?;
+    if response.status_code().as_u16() == 404 {
+        return Ok(Vec::new());
+    }
+    let status = response.status_code();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "reading alias {alias}: {status} {body}"
+    );
+    let mut indices: Vec<String> = body
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    indices.sort();
+    Ok(indices)
+}
+
+/// Points `alias` at `to` (as its write index) instead of `from`, in one
+/// atomic step: readers and the projector switch between two requests.
+pub async fn swap(
+    client: &Elasticsearch,
+    alias: &str,
+    from: &[String],
+    to: &str,
+) -> anyhow::Result<()> {
+    let mut actions: Vec<Value> = from
+        .iter()
+        .map(|index| json!({"remove": {"index": index, "alias": alias}}))
+        .collect();
+    actions.push(json!({"add": {"index": to, "alias": alias, "is_write_index": true}}));
+    let response = client
+        .indices()
+        .update_aliases()
+        .body(json!({ "actions": actions }))
+        .send()
+        .await?;
+    let status = response.status_code();
+    let body: Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "swapping {alias} to {to}: {status} {body}"
+    );
+    Ok(())
+}
+
+/// Sets `index`'s refresh interval (`-1` while bulk-filling it).
+pub async fn set_refresh(
+    client: &Elasticsearch,
+    index: &str,
+    interval: &str,
+) -> anyhow::Result<()> {
+    let response = client
+        .indices()
+        .put_settings(IndicesPutSettingsParts::Index(&[index]))
+        .body(json!({"index": {"refresh_interval": interval}}))
+        .send()
+        .await?;
+    let status = response.status_code();
+    anyhow::ensure!(status.is_success(), "setting refresh of {index}: {status}");
+    Ok(())
+}
+
+/// Deletes `index`.
+pub async fn delete(client: &Elasticsearch, index: &str) -> anyhow::Result<()> {
+    let response = client
+        .indices()
+        .delete(IndicesDeleteParts::Index(&[index]))
+        .send()
+        .await?;
+    let status = response.status_code();
+    anyhow::ensure!(status.is_success(), "deleting index {index}: {status}");
+    Ok(())
+}
+
+/// Whether `index` exists.
+pub async fn exists(client: &Elasticsearch, index: &str) -> anyhow::Result<bool> {
+    Ok(client
+        .indices()
+        .exists(IndicesExistsParts::Index(&[index]))
+        .send()
+        .await?
+        .status_code()
+        .is_success())
 }
