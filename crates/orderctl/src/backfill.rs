@@ -116,20 +116,28 @@ pub async fn backfill(
     Ok(report)
 }
 
+/// The next `batch` order ids after `after`, in id order. `id > $1` with no
+/// `IS NULL` branch, so every batch is an index range scan.
+pub(crate) async fn next_ids(
+    write: &PgPool,
+    after: Option<Uuid>,
+    batch: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT id FROM orders WHERE id > $1 ORDER BY id LIMIT $2")
+        // The nil UUID sorts first; no order has it.
+        .bind(after.unwrap_or(Uuid::nil()))
+        .bind(batch)
+        .fetch_all(write)
+        .await
+}
+
 /// The next `batch` orders after `after`, summarised from the write model.
-/// `id > $1` with no `IS NULL` branch, so every batch is an index range scan.
-pub(crate) async fn read_batch(
+async fn read_batch(
     write: PgPool,
     after: Option<Uuid>,
     batch: i64,
 ) -> anyhow::Result<Vec<OrderSummary>> {
-    let ids: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM orders WHERE id > $1 ORDER BY id LIMIT $2")
-            // The nil UUID sorts first; no order has it.
-            .bind(after.unwrap_or(Uuid::nil()))
-            .bind(batch)
-            .fetch_all(&write)
-            .await?;
+    let ids = next_ids(&write, after, batch).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }

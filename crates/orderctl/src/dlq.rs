@@ -68,7 +68,10 @@ pub struct DeadLetterTopic {
     /// Kafka client settings (brokers, client id).
     pub config: ClientConfig,
     pub topic: String,
-    /// Consumer group whose committed offsets mark what was replayed.
+    /// Consumer group whose committed offsets mark what was replayed. A
+    /// replay limited to one projector keeps its own group,
+    /// `<group>.<projector>`: committing past the other projectors' dead
+    /// letters in the shared group would lose them.
     pub group: String,
 }
 
@@ -81,6 +84,17 @@ fn header(headers: Option<&rdkafka::message::BorrowedHeaders>, name: &str) -> Op
 }
 
 impl DeadLetterTopic {
+    /// This topic read with the replay group for `only` (see [`Self::group`]).
+    fn for_consumer(&self, only: Option<&str>) -> Self {
+        match only {
+            Some(consumer) => Self {
+                group: format!("{}.{consumer}", self.group),
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
+    }
+
     fn consumer(&self) -> anyhow::Result<StreamConsumer> {
         Ok(self
             .config
@@ -126,10 +140,11 @@ impl DeadLetterTopic {
         Ok(ranges)
     }
 
-    /// Every dead letter still on the topic, oldest first per partition,
-    /// each marked with whether the replay group has re-driven it.
-    pub async fn list(&self) -> anyhow::Result<Vec<DeadLetter>> {
-        let marks = self.ranges(&self.consumer()?).await?;
+    /// Every dead letter still on the topic (of `only` projector, when
+    /// given), oldest first per partition, each marked with whether the
+    /// replay group for that filter has re-driven it.
+    pub async fn list(&self, only: Option<&str>) -> anyhow::Result<Vec<DeadLetter>> {
+        let marks = self.ranges(&self.for_consumer(only).consumer()?).await?;
         // A group of its own for reading, which never commits.
         let reader = DeadLetterTopic {
             group: format!("{}-list", self.group),
@@ -165,6 +180,7 @@ impl DeadLetterTopic {
                 open.remove(&partition);
             }
         }
+        letters.retain(|l| only.is_none_or(|c| l.consumer.as_deref() == Some(c)));
         letters.sort_by_key(|l| (l.partition, l.offset));
         Ok(letters)
     }
@@ -178,14 +194,15 @@ impl DeadLetterTopic {
         only: Option<&str>,
         token: &CancellationToken,
     ) -> anyhow::Result<ReplayReport> {
-        let consumer = self.consumer()?;
+        let this = self.for_consumer(only);
+        let consumer = this.consumer()?;
         let producer: FutureProducer = self
             .config
             .clone()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .create()?;
-        let ranges = self.ranges(&consumer).await?;
+        let ranges = this.ranges(&consumer).await?;
         let mut assignment = TopicPartitionList::new();
         let mut pending: Vec<(i32, i64)> = Vec::new();
         for (p, start, high) in &ranges {

@@ -258,8 +258,8 @@ async fn main() -> anyhow::Result<ExitCode> {
                 resumed = report.resumed,
                 filled = report.fill.search,
                 fill_seconds = report.fill.elapsed.as_secs_f64(),
-                caught_up = report.catch_up.search,
-                catch_up_seconds = report.catch_up.elapsed.as_secs_f64(),
+                changed_during_fill = report.before_swap.0,
+                changed_after = report.after_swap.0,
                 deleted_old = report.deleted_old,
                 "orderctl.rebuild done"
             );
@@ -291,12 +291,7 @@ async fn dlq(
 ) -> anyhow::Result<()> {
     match action {
         DlqAction::List => {
-            let letters: Vec<DeadLetter> = topic
-                .list()
-                .await?
-                .into_iter()
-                .filter(|l| consumer.is_none_or(|c| l.consumer.as_deref() == Some(c)))
-                .collect();
+            let letters: Vec<DeadLetter> = topic.list(consumer).await?;
             print_dead_letters(&topic.topic, &letters);
         }
         DlqAction::Replay => {

@@ -4,20 +4,23 @@
 //! For what reconcile cannot repair in place (a document ahead of the write
 //! model), a mapping change, or a corrupted index. Readers and the projector
 //! use the alias throughout, so nothing stops: the new index `<alias>_v<N+1>`
-//! is filled (refresh off), the alias moves to it in one atomic step, and a
-//! second, version-guarded pass over the write model catches up with what
-//! changed while the first ran (those writes went to the old index). The
-//! projector may briefly hold an event whose earlier version the new index
-//! does not have yet; the catch-up releases it. A rebuild that stops before
-//! the swap leaves its half-filled index behind; running it again picks
-//! that index up and carries on (what is already there is skipped by
-//! version).
+//! is filled (refresh off); the orders whose row changed since the fill
+//! began (`orders.updated_at`, with a minute's margin for transactions in
+//! flight) are written into it again; the alias moves to it in one atomic
+//! step; and the orders changed since that second pass are written once more
+//! through the alias. Every write is guarded by version. The projector may
+//! briefly hold an event whose earlier version the new index does not have
+//! yet; the last pass releases it. A rebuild that stops before the swap
+//! leaves its half-filled index behind; running it again picks that index
+//! up and carries on (what is already there is skipped by version).
 
 use anyhow::Context as _;
 use elasticsearch::Elasticsearch;
 use search_projector::{SearchProjection, index};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::backfill::{BackfillReport, Targets, backfill};
 
@@ -30,9 +33,12 @@ pub struct RebuildReport {
     pub to: String,
     /// Whether `to` was left by an earlier, unfinished rebuild.
     pub resumed: bool,
-    /// The fill of the new index, then the catch-up after the swap.
+    /// The fill of the new index.
     pub fill: BackfillReport,
-    pub catch_up: BackfillReport,
+    /// Orders changed during the fill, written before the swap, and orders
+    /// changed after that, written after it: (orders, documents changed).
+    pub before_swap: (u64, u64),
+    pub after_swap: (u64, u64),
     /// Whether the old indices were deleted.
     pub deleted_old: bool,
 }
@@ -69,14 +75,16 @@ pub async fn rebuild_search(
     }
     // No refresh while filling: a bulk load's cost is mostly refreshes.
     index::set_refresh(client, &to, "-1").await?;
-    let into_new = Targets {
-        search: Some(SearchProjection {
-            client: client.clone(),
-            alias: to.clone(),
-        }),
+    let into_new = SearchProjection {
+        client: client.clone(),
+        alias: to.clone(),
+    };
+    let fill_began = checkpoint(write).await?;
+    let targets = Targets {
+        search: Some(into_new.clone()),
         ..Targets::default()
     };
-    let fill = backfill(write, &into_new, None, batch, token)
+    let fill = backfill(write, &targets, None, batch, token)
         .await
         .with_context(|| format!("filling {to}"))?;
     anyhow::ensure!(
@@ -84,6 +92,8 @@ pub async fn rebuild_search(
         "rebuild stopped while filling {to}; run it again to carry on"
     );
     index::set_refresh(client, &to, "1s").await?;
+    let second_began = checkpoint(write).await?;
+    let before_swap = refill(write, &into_new, fill_began, batch).await?;
     client
         .indices()
         .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[&to]))
@@ -93,20 +103,13 @@ pub async fn rebuild_search(
     index::swap(client, alias, &from, &to).await?;
     tracing::info!(alias, from = ?from, to, "orderctl.rebuild alias swapped");
 
-    let through_alias = Targets {
-        search: Some(SearchProjection {
-            client: client.clone(),
-            alias: alias.to_owned(),
-        }),
-        ..Targets::default()
+    let through_alias = SearchProjection {
+        client: client.clone(),
+        alias: alias.to_owned(),
     };
-    let catch_up = backfill(write, &through_alias, None, batch, token)
+    let after_swap = refill(write, &through_alias, second_began, batch)
         .await
-        .context("catching up after the swap")?;
-    anyhow::ensure!(
-        catch_up.complete,
-        "rebuild stopped while catching up; `orderctl backfill --only search` finishes it"
-    );
+        .context("catching up after the swap; `orderctl backfill --only search` finishes it")?;
     if !keep_old {
         for old in &from {
             index::delete(client, old).await?;
@@ -117,7 +120,37 @@ pub async fn rebuild_search(
         to,
         resumed,
         fill,
-        catch_up,
+        before_swap,
+        after_swap,
         deleted_old: !keep_old,
     })
+}
+
+/// A point in write-model time before which every transaction still in
+/// flight has begun (a minute's margin: commands take milliseconds).
+async fn checkpoint(write: &PgPool) -> sqlx::Result<OffsetDateTime> {
+    sqlx::query_scalar("SELECT now() - interval '1 minute'")
+        .fetch_one(write)
+        .await
+}
+
+/// Writes the orders changed since `since` into `projection`, guarded by
+/// version: (orders, documents changed).
+async fn refill(
+    write: &PgPool,
+    projection: &SearchProjection,
+    since: OffsetDateTime,
+    batch: i64,
+) -> anyhow::Result<(u64, u64)> {
+    let changed: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM orders WHERE updated_at >= $1 ORDER BY id")
+            .bind(since)
+            .fetch_all(write)
+            .await?;
+    let mut written = 0;
+    for chunk in changed.chunks(usize::try_from(batch)?) {
+        let summaries = order_command::readback::summaries(write, Some(chunk)).await?;
+        written += projection.backfill(&summaries).await?;
+    }
+    Ok((changed.len() as u64, written))
 }

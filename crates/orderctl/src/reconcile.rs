@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::backfill::{Targets, read_batch};
+use crate::backfill::{Targets, next_ids};
 
 /// How a read model differs from the write model for one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -128,54 +128,60 @@ enum Store {
     Status,
 }
 
-/// What a read model holds for one order: its version, and whether it
-/// equals the write model's state otherwise.
-type Seen = HashMap<Uuid, (i64, bool)>;
+/// What a read model holds for one order.
+#[derive(Debug)]
+enum Stored {
+    Summary(OrderSummary),
+    /// The document, and the engine's external version.
+    Search(OrderSummary, i64),
+    /// Status and version.
+    Status(String, i64),
+}
+
+impl Stored {
+    /// The stored version, and whether the rest equals `want`. For search
+    /// the engine's version is the one compared (it decides what the engine
+    /// accepts next), and the document must say the same.
+    fn judge(&self, want: &OrderSummary) -> (i64, bool) {
+        match self {
+            Self::Summary(s) => (s.version, s == want),
+            Self::Search(s, engine) => (*engine, s == want && s.version == *engine),
+            Self::Status(status, version) => (*version, *status == want.status),
+        }
+    }
+}
 
 impl Store {
-    async fn seen(self, targets: &Targets, expected: &[OrderSummary]) -> anyhow::Result<Seen> {
-        let ids: Vec<Uuid> = expected.iter().map(|s| s.order_id).collect();
-        let want: HashMap<Uuid, &OrderSummary> = expected.iter().map(|s| (s.order_id, s)).collect();
-        let compare = |stored: &OrderSummary| {
-            (
-                stored.version,
-                want.get(&stored.order_id).is_some_and(|w| *w == stored),
-            )
-        };
+    /// What this read model holds for `ids`. Read *before* the write model,
+    /// so that a read model is never seen ahead of the write model just
+    /// because an order moved on between the two reads.
+    async fn load(self, targets: &Targets, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Stored>> {
         Ok(match self {
             Self::Summary => {
                 let pool = targets.summary.as_ref().expect("summary target");
-                summary_projector::maintenance::load(pool, &ids)
+                summary_projector::maintenance::load(pool, ids)
                     .await?
                     .into_iter()
-                    .map(|(id, s)| (id, compare(&s)))
+                    .map(|(id, s)| (id, Stored::Summary(s)))
                     .collect()
             }
             Self::Search => {
                 let search = targets.search.as_ref().expect("search target");
-                // The engine's version decides what it will accept next, so
-                // it is the version compared; the document must also say it.
                 search
-                    .load_versioned(&ids)
+                    .load_versioned(ids)
                     .await
                     .map_err(|e| anyhow::anyhow!("reading {}: {e}", search.alias))?
                     .into_iter()
-                    .map(|(id, (s, engine))| {
-                        let (_, same) = compare(&s);
-                        (id, (engine, same && s.version == engine))
-                    })
+                    .map(|(id, (s, engine))| (id, Stored::Search(s, engine)))
                     .collect()
             }
             Self::Status => {
                 let status = targets.status.as_ref().expect("status target");
                 status
-                    .load(&ids)
+                    .load(ids)
                     .await?
                     .into_iter()
-                    .map(|(id, (s, v))| {
-                        let same = want.get(&id).is_some_and(|w| w.status == s);
-                        (id, (v, same))
-                    })
+                    .map(|(id, (s, v))| (id, Stored::Status(s, v)))
                     .collect()
             }
         })
@@ -297,8 +303,8 @@ enum Walk {
     Done,
 }
 
-fn classify(want: &OrderSummary, seen: Option<&(i64, bool)>) -> Option<(Drift, i64)> {
-    match seen {
+fn classify(want: &OrderSummary, stored: Option<&Stored>) -> Option<(Drift, i64)> {
+    match stored.map(|s| s.judge(want)).as_ref() {
         None => Some((Drift::Missing, 0)),
         Some((version, _)) if *version < want.version => Some((Drift::Behind, *version)),
         Some((version, _)) if *version > want.version => Some((Drift::Ahead, *version)),
@@ -348,19 +354,23 @@ pub async fn reconcile(
             complete = false;
             break;
         }
-        let expected = read_batch(write.clone(), after, options.batch).await?;
-        let Some(last) = expected.iter().map(|s| s.order_id).max() else {
+        let ids = next_ids(write, after, options.batch).await?;
+        let Some(last) = ids.last().copied() else {
             break;
         };
         after = Some(last);
-        report.orders += expected.len() as u64;
-        for (i, store) in stores.iter().enumerate() {
-            let seen = store.seen(targets, &expected).await?;
+        report.orders += ids.len() as u64;
+        let mut stored = Vec::with_capacity(stores.len());
+        for store in &stores {
+            stored.push(store.load(targets, &ids).await?);
+        }
+        let expected = order_command::readback::summaries(write, Some(&ids)).await?;
+        for (i, stored) in stored.iter().enumerate() {
             reports[i].checked += expected.len() as u64;
             suspects[i].extend(
                 expected
                     .iter()
-                    .filter(|want| classify(want, seen.get(&want.order_id)).is_some())
+                    .filter(|want| classify(want, stored.get(&want.order_id)).is_some())
                     .map(|want| want.order_id),
             );
         }
@@ -372,12 +382,12 @@ pub async fn reconcile(
     }
     for (i, store) in stores.iter().enumerate() {
         for chunk in suspects[i].chunks(usize::try_from(options.batch)?) {
+            let stored = store.load(targets, chunk).await?;
             let expected = order_command::readback::summaries(write, Some(chunk)).await?;
-            let seen = store.seen(targets, &expected).await?;
             let drifted: Vec<(Uuid, Drift, i64)> = expected
                 .iter()
                 .filter_map(|want| {
-                    classify(want, seen.get(&want.order_id)).map(|(d, v)| (want.order_id, d, v))
+                    classify(want, stored.get(&want.order_id)).map(|(d, v)| (want.order_id, d, v))
                 })
                 .collect();
             let expected: HashMap<Uuid, OrderSummary> =
@@ -397,6 +407,8 @@ pub async fn reconcile(
     // Pass 3: orders a read model has and the write model does not.
     for (i, store) in stores.iter().enumerate() {
         let mut walk = store.walk();
+        // SCAN may name a key twice, even across calls.
+        let mut counted: HashSet<Uuid> = HashSet::new();
         while complete {
             if token.is_cancelled() {
                 complete = false;
@@ -415,14 +427,11 @@ pub async fn reconcile(
                     .await?
                     .into_iter()
                     .collect();
-            let mut extra: Vec<(Uuid, Drift, i64)> = ids
+            let extra: Vec<(Uuid, Drift, i64)> = ids
                 .iter()
-                .filter(|id| !known.contains(id))
+                .filter(|id| !known.contains(id) && counted.insert(**id))
                 .map(|id| (*id, Drift::Extra, 0))
                 .collect();
-            // SCAN may name a key twice.
-            extra.sort();
-            extra.dedup();
             record(
                 &mut reports[i],
                 store,

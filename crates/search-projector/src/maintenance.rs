@@ -45,7 +45,8 @@ impl SearchProjection {
     /// `None`), in id order.
     pub async fn ids_after(&self, after: Option<Uuid>, limit: i64) -> anyhow::Result<Vec<Uuid>> {
         let mut body = json!({
-            "size": limit,
+            // The engine answers at most 10,000 hits per request.
+            "size": limit.min(10_000),
             "_source": false,
             "sort": [{"order_id": "asc"}],
             "query": {"match_all": {}}

@@ -5,7 +5,7 @@
 //! a row forward, and a repair replaces a row only if it still holds the
 //! version reconcile saw (a projector that moved it on since wins).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use orderflow_readmodel::OrderSummary;
 use sqlx::PgPool;
@@ -45,31 +45,30 @@ pub async fn ids_after(pool: &PgPool, after: Uuid, limit: i64) -> sqlx::Result<V
 
 /// Replaces each `(seen version, summary)` row that still has the version
 /// seen, whatever the summary's own version (a repair may move a row back to
-/// what the write model says). One transaction, so readers never see the
-/// row missing. Returns how many rows were replaced.
+/// what the write model says). The rows are locked in order-id order first,
+/// as the projector locks them, so the two cannot deadlock. Returns how many
+/// rows were replaced.
 pub async fn replace(pool: &PgPool, rows: &[(i64, &OrderSummary)]) -> sqlx::Result<u64> {
+    let mut rows: Vec<(i64, &OrderSummary)> = rows.to_vec();
+    rows.sort_by_key(|(_, s)| s.order_id);
     let ids: Vec<Uuid> = rows.iter().map(|(_, s)| s.order_id).collect();
     let seen: Vec<i64> = rows.iter().map(|(v, _)| *v).collect();
+    let summaries: Vec<&OrderSummary> = rows.iter().map(|(_, s)| *s).collect();
     let mut tx = pool.begin().await?;
-    let deleted: HashSet<Uuid> = sqlx::query_scalar(
-        "DELETE FROM order_summary s USING unnest($1::uuid[], $2::bigint[]) AS seen(id, version) \
-         WHERE s.order_id = seen.id AND s.version = seen.version RETURNING s.order_id",
+    sqlx::query(
+        "SELECT 1 FROM order_summary WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
     )
     .bind(&ids)
-    .bind(&seen)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let mut chosen: Vec<&OrderSummary> = rows
-        .iter()
-        .map(|(_, s)| *s)
-        .filter(|s| deleted.contains(&s.order_id))
-        .collect();
-    chosen.sort_by_key(|s| s.order_id);
-    let written = upsert(&mut *tx, &chosen).await?;
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(include_str!("sql/replace.sql"))
+        .bind(&ids)
+        .bind(&seen)
+        .bind(sqlx::types::Json(&summaries))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(written)
+    Ok(done.rows_affected())
 }
 
 /// Removes the rows of `orders`. Returns how many were there.

@@ -17,7 +17,7 @@ FROM seed_params p, generate_series(0, p.customers - 1) AS k;
 
 INSERT INTO products (id, sku, name, unit_price_minor, currency, created_at, updated_at)
 SELECT md5(p.tag || ':p:' || j)::uuid,
-       'SKU-' || upper(p.tag) || '-' || lpad(j::text, 6, '0'),
+       'SKU-' || upper(p.tag) || '-' || lpad(j::text, greatest(6, length(j::text)), '0'),
        (ARRAY['Walnut','Oak','Steel','Copper','Linen','Wool','Ceramic','Glass',
               'Bamboo','Marble','Cedar','Brass','Cotton','Leather','Slate',
               'Birch','Velvet','Granite','Cork','Teak'])[1 + j % 20]

@@ -8,7 +8,9 @@ CREATE TEMPORARY TABLE seed_orders ON COMMIT DROP AS
 SELECT md5(p.tag || ':o:' || i)::uuid AS id,
        md5(p.tag || ':c:' || ((i * 48271) % p.customers))::uuid AS customer_id,
        -- 1 .. 2*avg-1 lines, averaging lines_per_order over each run of indexes.
-       1 + (i * 7) % (2 * p.lines_per_order - 1) AS line_count,
+       -- 101 is prime and larger than any modulus allowed (lines-per-order ≤ 50),
+       -- so every count from 1 to 2*avg-1 comes up.
+       1 + (i * 101) % (2 * p.lines_per_order - 1) AS line_count,
        (i * 7919) % p.products AS first_product,
        -- Lifecycle mix: 8% placed, 10% paid, 20% shipped, 56% delivered,
        -- 3% cancelled before payment, 3% cancelled and refunded.

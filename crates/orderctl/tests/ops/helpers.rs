@@ -176,3 +176,16 @@ pub async fn order_with_status(pool: &PgPool, status: &str, paid: bool) -> Uuid 
     .await
     .unwrap_or_else(|e| panic!("a seeded {status} order: {e}"))
 }
+
+/// Pays a seeded placed order through the command API at `api`; returns it.
+pub async fn pay_a_placed_order(api: &str, pool: &PgPool) -> Uuid {
+    let order = order_with_status(pool, "placed", false).await;
+    let reply = reqwest::Client::new()
+        .post(format!("{api}/orders/{order}/pay"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("pay");
+    assert_eq!(reply.status(), 200, "paying {order}");
+    order
+}

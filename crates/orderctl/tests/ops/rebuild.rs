@@ -13,7 +13,7 @@ use search_projector::index;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ORDERS, Stores, plan, snapshot, stores};
+use crate::helpers::{ORDERS, Stores, command_api, pay_a_placed_order, plan, snapshot, stores};
 
 async fn search_drift(stores: &Stores) -> BTreeMap<Drift, u64> {
     let targets = Targets {
@@ -82,6 +82,11 @@ async fn a_rebuild_swaps_in_a_fresh_index_that_equals_the_write_model() {
         BTreeMap::from([(Drift::Ahead, 1)])
     );
 
+    // An order that moved on a moment ago (its row's updated_at is recent):
+    // both catch-up passes look at it again.
+    let api = command_api(pool.clone()).await;
+    let moved = pay_a_placed_order(&api, &pool).await;
+
     let report = rebuild_search(&pool, &stores.search, &alias, 100, false, &token)
         .await
         .expect("rebuild");
@@ -92,7 +97,17 @@ async fn a_rebuild_swaps_in_a_fresh_index_that_equals_the_write_model() {
         report.fill.search, ORDERS as u64,
         "every order indexed anew"
     );
-    assert_eq!(report.catch_up.search, 0, "nothing changed meanwhile");
+    // The fill already wrote its new version: the passes write nothing.
+    assert_eq!(
+        (report.before_swap, report.after_swap),
+        ((1, 0), (1, 0)),
+        "the recently changed order is looked at twice"
+    );
+    assert_eq!(
+        snapshot(&mut stores, &[moved]).await.search[&moved].1,
+        2,
+        "the new index has the paid order"
+    );
     assert_eq!(
         index::behind(&stores.search, &alias).await.expect("alias"),
         [format!("{alias}_v2")]

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{ORDERS, Stores, command_api, order_with_status, plan, snapshot, stores};
+use crate::helpers::{ORDERS, Stores, command_api, pay_a_placed_order, plan, snapshot, stores};
 
 fn options(repair: bool) -> Options {
     Options {
@@ -101,14 +101,7 @@ async fn reconcile_names_every_kind_of_drift_and_repair_fixes_it() {
     // (behind everywhere), one placed (missing everywhere).
     let api = command_api(pool.clone()).await;
     let http = reqwest::Client::new();
-    let paid = order_with_status(&pool, "placed", false).await;
-    let reply = http
-        .post(format!("{api}/orders/{paid}/pay"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("pay");
-    assert_eq!(reply.status(), 200);
+    let paid = pay_a_placed_order(&api, &pool).await;
     let (customer, product): (Uuid, Uuid) = sqlx::query_as(
         "SELECT (SELECT id FROM customers LIMIT 1), (SELECT id FROM products LIMIT 1)",
     )

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{ORDERS, command_api, count, order_with_status, plan, snapshot, stores};
+use crate::helpers::{
+    ORDERS, command_api, count, order_with_status, pay_a_placed_order, plan, snapshot, stores,
+};
 
 #[tokio::test]
 async fn seed_writes_a_coherent_write_model_the_command_service_accepts() {
@@ -175,14 +177,7 @@ async fn backfill_makes_every_read_model_equal_to_the_write_model_and_never_goes
     // One order moves on in the write model; another is newer in the read
     // models than the write model says (a projector that got there first).
     let api = command_api(pool.clone()).await;
-    let moved = order_with_status(&pool, "placed", false).await;
-    let response = reqwest::Client::new()
-        .post(format!("{api}/orders/{moved}/pay"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("pay");
-    assert_eq!(response.status(), 200);
+    let moved = pay_a_placed_order(&api, &pool).await;
     let ahead = *ids.iter().find(|id| **id != moved).expect("another order");
     sqlx::query("UPDATE order_summary SET version = 99, status = 'ahead' WHERE order_id = $1")
         .bind(ahead)

@@ -59,7 +59,7 @@ async fn a_replayed_dead_letter_is_applied_and_releases_what_it_held() {
         group: unique_name("dlq-replay"),
     };
     let letters = eventually("the dead letter", DEADLINE, || async {
-        let letters = dead_letters.list().await.expect("list");
+        let letters = dead_letters.list(None).await.expect("list");
         (letters.len() == 1).then_some(letters)
     })
     .await;
@@ -111,7 +111,7 @@ async fn a_replayed_dead_letter_is_applied_and_releases_what_it_held() {
     .await;
 
     // Marked replayed; a second replay sends nothing.
-    let letters = dead_letters.list().await.expect("list");
+    let letters = dead_letters.list(None).await.expect("list");
     assert_eq!(letters.len(), 1);
     assert!(letters[0].replayed);
     let again = dead_letters
@@ -158,6 +158,21 @@ async fn replay_can_be_limited_to_one_projector() {
         .await
         .expect("replay");
     assert_eq!((report.replayed, report.skipped), (1, 1));
+    // The other projector's dead letter is still there to replay.
+    let listed = dead_letters
+        .list(Some("search-projector"))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(
+        !listed[0].replayed,
+        "not marked replayed by the filtered run"
+    );
+    let rest = dead_letters
+        .replay(&env.topic, Some("search-projector"), &token)
+        .await
+        .expect("replay the rest");
+    assert_eq!((rest.replayed, rest.skipped), (1, 1));
     // The one copy on the events topic carries where it came from.
     let consumer: rdkafka::consumer::StreamConsumer = kafka_config()
         .set("group.id", unique_name("dlq-filter-check"))
