@@ -135,6 +135,43 @@ impl RawParams {
     pub fn cursor(&self) -> Result<Option<Cursor>, QueryError> {
         self.str("cursor").map(Cursor::decode).transpose()
     }
+
+    /// The filters and paging of a list, refusing any parameter that is
+    /// neither one of them nor in `also`.
+    pub fn list(&self, also: &[&str]) -> Result<ListParams, QueryError> {
+        let allowed: Vec<&str> = LIST_PARAMS.iter().chain(also).copied().collect();
+        self.only(&allowed)?;
+        Ok(ListParams {
+            customer_id: self.uuid("customer_id")?,
+            status: self.status()?,
+            placed_from: self.time("placed_from")?,
+            placed_to: self.time("placed_to")?,
+            limit: self.limit()?,
+            cursor: self.cursor()?,
+        })
+    }
+}
+
+/// The parameters `GET /orders` and `GET /orders/search` share.
+const LIST_PARAMS: [&str; 6] = [
+    "customer_id",
+    "status",
+    "placed_from",
+    "placed_to",
+    "limit",
+    "cursor",
+];
+
+/// A list's filters (newest first, placed-from inclusive, placed-to
+/// exclusive) and its page.
+#[derive(Debug)]
+pub struct ListParams {
+    pub customer_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub placed_from: Option<OffsetDateTime>,
+    pub placed_to: Option<OffsetDateTime>,
+    pub limit: i64,
+    pub cursor: Option<Cursor>,
 }
 
 /// Keyset position: the last row's `placed_at` and id (sort is newest first).

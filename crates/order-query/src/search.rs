@@ -28,16 +28,8 @@ pub async fn search_orders(
     State(state): State<AppState>,
     params: RawParams,
 ) -> QueryResult<Response> {
-    params.only(&[
-        "q",
-        "customer_id",
-        "status",
-        "placed_from",
-        "placed_to",
-        "limit",
-        "cursor",
-    ])?;
-    let limit = params.limit()?;
+    let list = params.list(&["q"])?;
+    let limit = list.limit;
     let mut must = Vec::new();
     if let Some(q) = params.str("q") {
         let q = q.trim();
@@ -63,20 +55,20 @@ pub async fn search_orders(
         }
     }
     let mut filter = Vec::new();
-    if let Some(customer) = params.uuid("customer_id")? {
+    if let Some(customer) = list.customer_id {
         filter.push(json!({"term": {"customer_id": customer}}));
     }
-    if let Some(status) = params.status()? {
+    if let Some(status) = list.status {
         filter.push(json!({"term": {"status": status}}));
     }
     let mut range = serde_json::Map::new();
-    if let Some(from) = params.time("placed_from")? {
+    if let Some(from) = list.placed_from {
         range.insert(
             "gte".into(),
             json!(from.format(&Rfc3339).unwrap_or_default()),
         );
     }
-    if let Some(to) = params.time("placed_to")? {
+    if let Some(to) = list.placed_to {
         range.insert("lt".into(), json!(to.format(&Rfc3339).unwrap_or_default()));
     }
     if !range.is_empty() {
@@ -88,7 +80,7 @@ pub async fn search_orders(
         "sort": [{"placed_at": "desc"}, {"order_id": "desc"}],
         "track_total_hits": false
     });
-    if let Some(cursor) = params.cursor()? {
+    if let Some(cursor) = list.cursor {
         let millis = (cursor.placed_at.unix_timestamp_nanos() / 1_000_000) as i64;
         body["search_after"] = json!([millis, cursor.order_id.to_string()]);
     }

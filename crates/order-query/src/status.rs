@@ -71,6 +71,16 @@ async fn current(state: &AppState, order: Uuid) -> QueryResult<Option<StatusView
     })
 }
 
+/// A status view with the staleness headers of the store it came from.
+fn answer(state: &AppState, view: StatusView) -> Response {
+    let source = if view.source == "cache" {
+        Source::Cache
+    } else {
+        Source::Summary
+    };
+    (state.staleness(source, Some(view.version)), Json(view)).into_response()
+}
+
 /// `GET /orders/{id}/status`
 #[utoipa::path(get, path = "/orders/{id}/status", tag = "status",
     params(("id" = Uuid, Path), ("min_version" = Option<i64>, Query, description = "wait (bounded) for this version")),
@@ -95,14 +105,7 @@ pub async fn get_status(
             (None, Some(_)) => false,
         };
         if satisfied {
-            let view = view.ok_or(QueryError::NotFound)?;
-            let source = if view.source == "cache" {
-                Source::Cache
-            } else {
-                Source::Summary
-            };
-            let headers = state.staleness(source, Some(view.version));
-            return Ok((headers, Json(view)).into_response());
+            return Ok(answer(&state, view.ok_or(QueryError::NotFound)?));
         }
         let want = wanted.unwrap_or(1);
         let woke = tokio::time::timeout_at(deadline, async {
@@ -126,18 +129,13 @@ pub async fn get_status(
         .await;
         if woke.is_err() {
             let last = current(&state, id).await?;
+            let have = last.as_ref().map(|v| v.version);
             if let Some(view) = last.filter(|v| v.version >= want) {
-                let source = if view.source == "cache" {
-                    Source::Cache
-                } else {
-                    Source::Summary
-                };
-                let headers = state.staleness(source, Some(view.version));
-                return Ok((headers, Json(view)).into_response());
+                return Ok(answer(&state, view));
             }
             return Err(QueryError::NotYetVisible {
                 wanted: want,
-                have: current(&state, id).await?.map(|v| v.version),
+                have,
                 retry_after_secs: retry_after(state.consistency_wait),
             });
         }

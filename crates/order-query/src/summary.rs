@@ -121,16 +121,8 @@ pub async fn list_orders(
     State(state): State<AppState>,
     params: RawParams,
 ) -> QueryResult<Response> {
-    params.only(&[
-        "customer_id",
-        "status",
-        "placed_from",
-        "placed_to",
-        "limit",
-        "cursor",
-    ])?;
-    let limit = params.limit()?;
-    let cursor = params.cursor()?;
+    let list = params.list(&[])?;
+    let limit = list.limit;
     // Only the filters given go into the statement: each combination is its
     // own prepared statement with its own plan. One statement with
     // `$1 IS NULL OR ...` for every filter can fall back to a generic plan
@@ -138,19 +130,19 @@ pub async fn list_orders(
     let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(
         "SELECT to_jsonb(s) FROM order_summary s WHERE true",
     );
-    if let Some(customer) = params.uuid("customer_id")? {
+    if let Some(customer) = list.customer_id {
         sql.push(" AND s.customer_id = ").push_bind(customer);
     }
-    if let Some(status) = params.status()? {
+    if let Some(status) = list.status {
         sql.push(" AND s.status = ").push_bind(status);
     }
-    if let Some(from) = params.time("placed_from")? {
+    if let Some(from) = list.placed_from {
         sql.push(" AND s.placed_at >= ").push_bind(from);
     }
-    if let Some(to) = params.time("placed_to")? {
+    if let Some(to) = list.placed_to {
         sql.push(" AND s.placed_at < ").push_bind(to);
     }
-    if let Some(cursor) = cursor {
+    if let Some(cursor) = list.cursor {
         sql.push(" AND (s.placed_at, s.order_id) < (")
             .push_bind(cursor.placed_at)
             .push(", ")

@@ -91,7 +91,7 @@ pub async fn rebuild_search(
         fill.complete,
         "rebuild stopped while filling {to}; run it again to carry on"
     );
-    index::set_refresh(client, &to, "1s").await?;
+    index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
     let second_began = checkpoint(write).await?;
     let before_swap = refill(write, &into_new, fill_began, batch).await?;
     client

@@ -96,11 +96,6 @@ impl ReconcileReport {
         .filter_map(|(name, report)| report.as_ref().map(|r| (name, r)))
     }
 
-    /// Drifted orders over every read model.
-    pub fn drifted(&self) -> u64 {
-        self.stores().map(|(_, r)| r.drifted()).sum()
-    }
-
     /// Drift left after repair (all of it without `repair`).
     pub fn unresolved(&self) -> u64 {
         self.stores().map(|(_, r)| r.drifted() - r.repaired).sum()

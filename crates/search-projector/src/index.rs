@@ -8,6 +8,10 @@ use elasticsearch::indices::{
 };
 use serde_json::{Value, json};
 
+/// How soon a write becomes searchable (a rebuild turns it off while it
+/// fills an index, then back to this).
+pub const REFRESH_INTERVAL: &str = "1s";
+
 /// The explicit mapping. `dynamic: strict` makes a document with an
 /// unexpected field fail loudly instead of growing the mapping.
 pub fn mapping() -> Value {
@@ -74,7 +78,7 @@ pub async fn create(
         "settings": {
             "number_of_shards": 1,
             "number_of_replicas": 0,
-            "refresh_interval": "1s",
+            "refresh_interval": REFRESH_INTERVAL,
             // SKUs and tracking numbers match whatever case is typed.
             "analysis": {"normalizer": {"lowercase": {"type": "custom", "filter": ["lowercase"]}}}
         },
