@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// Service name in logs, traces and metrics.
 pub const NAME: &str = "order-command";
 
-/// The write database's schema; applied at start-up or by `orderctl migrate`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The write database's schema; applied at start-up or by `orderctl setup`.
+pub use orderflow_writemodel::MIGRATOR;
 
 /// Settings of the command service.
 #[derive(Debug, Clone, clap::Parser)]

@@ -1,7 +1,8 @@
 //! `orderctl`: the operator's CLI.
 //!
 //! One binary for the jobs an operator runs by hand or from a Kubernetes Job:
-//! schema migrations, a bulk seed for benchmarks, backfill of the read
+//! the topology (migrations and topics) every deployment applies first,
+//! schema migrations alone, a bulk seed for benchmarks, backfill of the read
 //! models from the write model, reconciliation of the two, a rebuild of the
 //! search index with swap-in, and the dead-letter topic's list and replay.
 
@@ -14,11 +15,12 @@ use orderctl::dlq::{DeadLetter, DeadLetterTopic};
 use orderctl::reconcile::{self, ReconcileReport};
 use orderctl::seed::{self, SeedPlan};
 use orderflow_service::config::parse_duration;
-use orderflow_service::stores::kafka::KafkaArgs;
+use orderflow_service::stores::kafka::{KafkaArgs, default_dlq_topic};
 use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
 use orderflow_service::stores::redis::RedisArgs;
 use orderflow_service::stores::search::SearchArgs;
 use orderflow_service::{CommonArgs, telemetry};
+use orderflow_topology::TopicSettings;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -36,7 +38,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply pending schema migrations to the write database.
+    /// Create what the system needs before any service starts: both
+    /// databases' migrations, the events topic and the dead-letter topic
+    /// (partitions, replication and retention from settings). Safe to
+    /// repeat; refuses, naming it, a topic that has fewer partitions than
+    /// configured. `scripts/run`, compose and the Kubernetes Job run it.
+    Setup {
+        #[command(flatten)]
+        write_db: WriteDbArgs,
+        #[command(flatten)]
+        read_db: ReadDbArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Dead-letter topic (default: `<EVENTS_TOPIC>.dlq`, as the projectors').
+        #[arg(long, env = "DLQ_TOPIC")]
+        dlq_topic: Option<String>,
+        #[command(flatten)]
+        topics: TopicSettings,
+    },
+    /// Apply pending schema migrations to the write database only (part of
+    /// `setup`).
     Migrate {
         #[command(flatten)]
         write_db: WriteDbArgs,
@@ -171,6 +192,29 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     });
     match cli.command {
+        Command::Setup {
+            write_db,
+            read_db,
+            kafka,
+            dlq_topic,
+            topics,
+        } => {
+            let write = postgres::pool(&write_db.url, 2, "orderctl")?;
+            let read = postgres::pool(&read_db.url, 2, "orderctl")?;
+            let dlq_topic = dlq_topic.unwrap_or_else(|| default_dlq_topic(&kafka.events_topic));
+            let specs = topics.specs(&kafka.events_topic, &dlq_topic);
+            let steps = orderflow_topology::apply(
+                &write,
+                &read,
+                &kafka.client_config("orderctl"),
+                &specs,
+            )
+            .await
+            .with_context(
+                || "applying the topology (WRITE_DATABASE_URL, READ_DATABASE_URL, KAFKA_BROKERS)",
+            )?;
+            print_steps(&steps);
+        }
         Command::Migrate { write_db } => {
             let pool = migrated_write_pool(&write_db).await?;
             drop(pool);
@@ -273,7 +317,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         } => {
             let topic = DeadLetterTopic {
                 config: kafka.client_config("orderctl"),
-                topic: dlq_topic.unwrap_or_else(|| format!("{}.dlq", kafka.events_topic)),
+                topic: dlq_topic.unwrap_or_else(|| default_dlq_topic(&kafka.events_topic)),
                 group,
             };
             dlq(action, &kafka, topic, consumer.as_deref(), &token).await?;
@@ -307,6 +351,14 @@ async fn dlq(
         }
     }
     Ok(())
+}
+
+/// What `setup` found and did, one line per part.
+#[allow(clippy::print_stdout)]
+fn print_steps(steps: &[orderflow_topology::Step]) {
+    for step in steps {
+        println!("{step}");
+    }
 }
 
 /// The dead letters on standard output: they are the command's answer.
@@ -378,8 +430,7 @@ fn print_report(report: &ReconcileReport) {
 
 async fn migrated_write_pool(write_db: &WriteDbArgs) -> anyhow::Result<sqlx::PgPool> {
     let pool = postgres::pool(&write_db.url, write_db.max_connections.max(4), "orderctl")?;
-    order_command::MIGRATOR
-        .run(&pool)
+    orderflow_topology::migrate_write(&pool)
         .await
         .context("applying write-database migrations")?;
     Ok(pool)
@@ -390,8 +441,7 @@ async fn targets(fill: &FillArgs) -> anyhow::Result<Targets> {
     let mut targets = Targets::default();
     if fill.only.contains(&ReadModel::Summary) {
         let read = postgres::pool(&fill.read_db.url, 4, "orderctl")?;
-        orderflow_projector::MIGRATOR
-            .run(&read)
+        orderflow_topology::migrate_read(&read)
             .await
             .context("applying read-database migrations")?;
         targets.summary = Some(read);

@@ -26,6 +26,7 @@ pub mod held;
 pub mod inbox;
 pub mod runtime;
 pub mod service;
+pub mod stalls;
 
 use std::future::Future;
 
@@ -132,16 +133,32 @@ impl ProjectorArgs {
         )?)
     }
 
+    /// The dead-letter topic this projector writes to.
+    pub fn dlq_topic(&self) -> String {
+        self.runtime.dlq_topic(&self.kafka.events_topic)
+    }
+
     /// Readiness checks for what every projector needs: its read database
-    /// (inbox) and Kafka. Projectors add the check of their own store.
+    /// (inbox), Kafka, and a dead-letter topic it can write to (checked from
+    /// start-up, so a missing one is named before the first poison event
+    /// needs it). Projectors add the check of their own store.
     pub fn readiness(&self, name: &str, pool: &sqlx::PgPool) -> anyhow::Result<Readiness> {
         let kafka_probe = kafka::prober(&self.kafka, name)?;
         let pool = pool.clone();
+        let dlq_topic = self.dlq_topic();
         Ok(Readiness::new()
             .check("postgres", move || postgres::probe(pool.clone()))
-            .check("kafka", move || {
+            .check("kafka", {
                 let probe = kafka_probe.clone();
-                async move { probe.probe().await }
+                move || {
+                    let probe = probe.clone();
+                    async move { probe.probe().await }
+                }
+            })
+            .check("dead-letter topic", move || {
+                let probe = kafka_probe.clone();
+                let topic = dlq_topic.clone();
+                async move { probe.probe_topic(&topic).await }
             }))
     }
 }

@@ -123,6 +123,39 @@ pub mod kafka {
         }
     }
 
+    /// The dead-letter topic's name when `DLQ_TOPIC` is not set: the events
+    /// topic's name plus `.dlq`. `orderctl setup` creates it under this name
+    /// and the projectors and `orderctl dlq` use it, so the three agree.
+    pub fn default_dlq_topic(events_topic: &str) -> String {
+        format!("{events_topic}.dlq")
+    }
+
+    /// Partition count of `topic`, `None` when the cluster does not have it.
+    /// The metadata call blocks, so it runs off the async runtime.
+    pub async fn topic_partitions(
+        config: &ClientConfig,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Option<i32>, String> {
+        let config = config.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = config
+                .create()
+                .map_err(|e| format!("creating a metadata client: {e}"))?;
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(|e| format!("kafka: {e}"))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.partitions().len() as i32))
+        })
+        .await
+        .map_err(|e| format!("metadata task: {e}"))?
+    }
+
     /// A readiness probe: the cluster answers a metadata request.
     ///
     /// The consumer is created once and shared; librdkafka reconnects by itself.
@@ -146,6 +179,38 @@ pub mod kafka {
     }
 
     impl KafkaProbe {
+        /// Asks the cluster whether `topic` exists and has partitions with a
+        /// leader, so it can be written (blocking call, run off the runtime).
+        pub async fn probe_topic(&self, topic: &str) -> Result<(), String> {
+            let consumer = self.consumer.clone();
+            let topic = topic.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let metadata = consumer
+                    .fetch_metadata(Some(&topic), Duration::from_millis(1500))
+                    .map_err(|e| format!("kafka: {e}"))?;
+                let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                    return Err(format!(
+                        "topic {topic} does not exist; create it with `orderctl setup`"
+                    ));
+                };
+                if let Some(err) = found.error() {
+                    return Err(format!(
+                        "topic {topic} is not usable ({}); create it with `orderctl setup`",
+                        rdkafka::types::RDKafkaErrorCode::from(err)
+                    ));
+                }
+                if found.partitions().is_empty() {
+                    return Err(format!("topic {topic} has no partitions"));
+                }
+                match found.partitions().iter().find(|p| p.leader() < 0) {
+                    Some(p) => Err(format!("topic {topic}: partition {} has no leader", p.id())),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(|e| format!("kafka probe task: {e}"))?
+        }
+
         /// Asks the cluster for its metadata (blocking call, run off the runtime).
         pub async fn probe(&self) -> Result<(), String> {
             let consumer = self.consumer.clone();

@@ -8,6 +8,11 @@
 //!
 //! Engine locations come from the same environment variables the services
 //! read, with the same loopback defaults (`scripts/stack up` starts them).
+//!
+//! Fixtures isolate data, never shape: schemas and topics are made by
+//! `orderflow-topology`, the code `orderctl setup` runs for `scripts/run`,
+//! compose and Kubernetes, so a test sees the topology a user deploys
+//! (dead-letter topic included) under a name of its own.
 
 pub mod bench;
 
@@ -145,7 +150,62 @@ pub fn kafka_config() -> ClientConfig {
     config
 }
 
-/// Creates a topic of its own for one test and returns its name.
+/// A write database of the test's own, migrated by the topology code.
+pub async fn fresh_write_database(prefix: &str) -> TestDatabase {
+    let db = fresh_database(prefix).await;
+    orderflow_topology::migrate_write(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("write-database migrations on {}: {e}", db.name));
+    db
+}
+
+/// A read database of the test's own, migrated by the topology code.
+pub async fn fresh_read_database(prefix: &str) -> TestDatabase {
+    let db = fresh_database(prefix).await;
+    orderflow_topology::migrate_read(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("read-database migrations on {}: {e}", db.name));
+    db
+}
+
+/// The topics of one test: the events topic and its dead-letter topic, with
+/// the derived names the services use by default.
+#[derive(Debug, Clone)]
+pub struct TestTopics {
+    /// `t-<prefix>-<hex>`; pass it as `EVENTS_TOPIC`.
+    pub events: String,
+    /// `<events>.dlq`: what a projector uses when `DLQ_TOPIC` is not set.
+    pub dlq: String,
+}
+
+/// Creates the events and dead-letter topics of one test through the same
+/// topology code as `orderctl setup`, with `partitions` for the events topic.
+pub async fn fresh_topics(prefix: &str, partitions: i32) -> TestTopics {
+    fresh_topics_on(&kafka_brokers(), prefix, partitions).await
+}
+
+/// [`fresh_topics`] on another broker (a test's private one).
+pub async fn fresh_topics_on(brokers: &str, prefix: &str, partitions: i32) -> TestTopics {
+    let events = unique_name(prefix).replace('_', "-");
+    let dlq = orderflow_service::stores::kafka::default_dlq_topic(&events);
+    let settings = orderflow_topology::TopicSettings {
+        partitions,
+        ..orderflow_topology::TopicSettings::default()
+    };
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        orderflow_topology::topics::ensure_all(&config, &settings.specs(&events, &dlq)),
+    )
+    .await
+    .unwrap_or_else(|_| engine_down("Kafka", brokers, "creating the topics timed out"))
+    .unwrap_or_else(|e| engine_down("Kafka", brokers, e));
+    TestTopics { events, dlq }
+}
+
+/// Creates a plain topic of its own for one test and returns its name: for
+/// tests of Kafka itself, not of the system's topology.
 pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
     let name = unique_name(prefix).replace('_', "-");
     let admin: AdminClient<DefaultClientContext> = kafka_config()

@@ -8,7 +8,6 @@
 
 pub mod leader;
 pub mod publisher;
-pub mod topic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +24,6 @@ use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::leader::Relay;
-use crate::topic::TopicSpec;
 
 /// Service name in logs, traces and metrics.
 pub const NAME: &str = "outbox-relay";
@@ -43,16 +41,6 @@ pub struct Settings {
     pub write_db: WriteDbArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Partitions of the events topic when the relay creates it (and the
-    /// minimum it accepts when the topic exists).
-    #[arg(long, env = "EVENTS_TOPIC_PARTITIONS", default_value_t = 6)]
-    pub partitions: i32,
-    /// Replication factor of the events topic when the relay creates it.
-    #[arg(long, env = "EVENTS_TOPIC_REPLICATION", default_value_t = 1)]
-    pub replication: i32,
-    /// `retention.ms` of the events topic when the relay creates it (-1: forever).
-    #[arg(long, env = "EVENTS_TOPIC_RETENTION_MS", default_value_t = -1, allow_hyphen_values = true)]
-    pub retention_ms: i64,
     /// Most rows published per batch.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: i64,
@@ -89,13 +77,23 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         .parse::<PgConnectOptions>()
         .context("WRITE_DATABASE_URL")?
         .application_name(NAME);
-    let spec = TopicSpec {
-        name: settings.kafka.events_topic.clone(),
-        partitions: settings.partitions,
-        replication: settings.replication,
-        retention_ms: settings.retention_ms,
-    };
-    topic::ensure(&settings.kafka.client_config(NAME), &spec).await?;
+    // The topic is the topology's (`orderctl setup`), not the relay's: a
+    // relay needs no right to create topics, and one started before the
+    // setup job says so instead of publishing into an auto-created topic.
+    let topic = settings.kafka.events_topic.clone();
+    match kafka::topic_partitions(
+        &settings.kafka.client_config(NAME),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => anyhow::bail!(
+            "the events topic {topic} does not exist: create the topology with `orderctl setup`"
+        ),
+        Err(err) => anyhow::bail!("checking the events topic {topic}: {err}"),
+    }
     let producer: FutureProducer = publisher::producer_config(settings.kafka.client_config(NAME))
         .create()
         .context("creating the Kafka producer")?;
@@ -106,16 +104,27 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
             let pool = pool.clone();
             move || postgres::probe(pool.clone())
         })
-        .check("kafka", move || {
+        .check("kafka", {
             let probe = kafka_probe.clone();
-            async move { probe.probe().await }
+            move || {
+                let probe = probe.clone();
+                async move { probe.probe().await }
+            }
+        })
+        .check("events topic", {
+            let topic = topic.clone();
+            move || {
+                let probe = kafka_probe.clone();
+                let topic = topic.clone();
+                async move { probe.probe_topic(&topic).await }
+            }
         });
 
     let relay = Arc::new(Relay {
         pool: pool.clone(),
         connect,
         producer,
-        topic: spec.name,
+        topic,
         batch_size: settings.batch_size,
         poll_interval: settings.poll_interval,
         standby_poll: settings.standby_poll,

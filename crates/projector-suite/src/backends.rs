@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use clap::Parser as _;
 use elasticsearch::indices::IndicesRefreshParts;
 use elasticsearch::{Elasticsearch, SearchParts};
-use orderflow_testkit::{TestDatabase, fresh_database, fresh_topic, kafka_brokers, unique_name};
+use orderflow_testkit::{
+    TestDatabase, fresh_read_database, fresh_topics, kafka_brokers, unique_name,
+};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -38,15 +40,14 @@ pub struct Env {
 impl Env {
     /// Fresh resources on the shared local stack.
     pub async fn new(name: &str) -> Self {
-        let db = fresh_database(name).await;
-        orderflow_projector::MIGRATOR
-            .run(&db.pool)
-            .await
-            .expect("read-database migrations");
+        // Schema and topics come from the topology code `orderctl setup`
+        // runs; the projector derives the dead-letter topic's name itself.
+        let db = fresh_read_database(name).await;
+        let topics = fresh_topics(&format!("{name}-events"), 3).await;
         Self {
             db,
-            topic: fresh_topic(&format!("{name}-events"), 3).await,
-            dlq_topic: fresh_topic(&format!("{name}-dlq"), 1).await,
+            topic: topics.events,
+            dlq_topic: topics.dlq,
             group: unique_name(name),
             alias: unique_name(&format!("{name}_orders")),
             prefix: format!("{}:", unique_name(name)),
@@ -96,8 +97,6 @@ impl Backend {
             &env.topic,
             "--consumer-group",
             &env.group,
-            "--dlq-topic",
-            &env.dlq_topic,
             "--gap-timeout",
             "3s",
             "--held-retry",

@@ -105,15 +105,33 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Fresh stores named after `name`.
+    /// Fresh, empty stores named after `name`, with the topology applied
+    /// the way `scripts/run` and the deployments apply it: by running
+    /// `orderctl setup` (the binary), which migrates both databases and
+    /// creates the events topic and, under its default derived name, the
+    /// dead-letter topic. The services then start with
+    /// `MIGRATE_ON_START=false`, as they do when a setup job owns the schema.
     pub async fn fresh(name: &str) -> Self {
-        Self {
+        let pipeline = Self {
             write: orderflow_testkit::fresh_database(&format!("{name}_write")).await,
             read: orderflow_testkit::fresh_database(&format!("{name}_read")).await,
             topic: orderflow_testkit::unique_name(name).replace('_', "-"),
             alias: orderflow_testkit::unique_name(&format!("{name}_orders")),
             prefix: format!("{}:", orderflow_testkit::unique_name(name)),
-        }
+        };
+        let setup = pipeline.orderctl(&["setup"]).await;
+        assert!(
+            setup.status.success(),
+            "orderctl setup failed: {}{}",
+            text(&setup.stdout),
+            text(&setup.stderr)
+        );
+        pipeline
+    }
+
+    /// The dead-letter topic, as the projectors derive it.
+    pub fn dlq_topic(&self) -> String {
+        format!("{}.dlq", self.topic)
     }
 
     /// What every process of this pipeline is told, `group` naming its
@@ -124,7 +142,7 @@ impl Pipeline {
             ("WRITE_DATABASE_URL", self.write.url.clone()),
             ("KAFKA_BROKERS", orderflow_testkit::kafka_brokers()),
             ("EVENTS_TOPIC", self.topic.clone()),
-            ("DLQ_TOPIC", format!("{}.dlq", self.topic)),
+            ("MIGRATE_ON_START", "false".into()),
             ("CONSUMER_GROUP", format!("{group}-{}", self.topic)),
             ("SEARCH_URL", orderflow_testkit::search_url()),
             ("SEARCH_ALIAS", self.alias.clone()),

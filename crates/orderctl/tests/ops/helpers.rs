@@ -8,7 +8,9 @@ use elasticsearch::{Elasticsearch, MgetParts};
 use orderctl::backfill::Targets;
 use orderctl::seed::SeedPlan;
 use orderflow_readmodel::OrderSummary;
-use orderflow_testkit::{TestDatabase, fresh_database, fresh_index_name, redis_connection};
+use orderflow_testkit::{
+    TestDatabase, fresh_index_name, fresh_read_database, fresh_write_database, redis_connection,
+};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -40,16 +42,8 @@ pub struct Stores {
 }
 
 pub async fn stores() -> Stores {
-    let write = fresh_database("seed_write").await;
-    let read = fresh_database("seed_read").await;
-    order_command::MIGRATOR
-        .run(&write.pool)
-        .await
-        .expect("write migrations");
-    orderflow_projector::MIGRATOR
-        .run(&read.pool)
-        .await
-        .expect("read migrations");
+    let write = fresh_write_database("seed_write").await;
+    let read = fresh_read_database("seed_read").await;
     let search = orderflow_testkit::search_client().await;
     let alias = fresh_index_name("seed_orders");
     search_projector::index::ensure(&search, &alias)

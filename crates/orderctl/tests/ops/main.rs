@@ -4,3 +4,4 @@ mod helpers;
 mod rebuild;
 mod reconcile;
 mod seed_backfill;
+mod setup;

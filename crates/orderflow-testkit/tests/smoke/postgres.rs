@@ -4,12 +4,12 @@ use orderflow_testkit::fresh_database;
 async fn embedded_migrations_apply_to_a_fresh_database() {
     let db = fresh_database("smoke_pg").await;
 
-    order_command::MIGRATOR
+    orderflow_writemodel::MIGRATOR
         .run(&db.pool)
         .await
         .expect("migrations apply");
     // Running them again is a no-op, as it is on every service start.
-    order_command::MIGRATOR
+    orderflow_writemodel::MIGRATOR
         .run(&db.pool)
         .await
         .expect("migrations re-apply");
@@ -18,7 +18,10 @@ async fn embedded_migrations_apply_to_a_fresh_database() {
         .fetch_one(&db.pool)
         .await
         .expect("migration table readable");
-    assert_eq!(applied as usize, order_command::MIGRATOR.iter().count());
+    assert_eq!(
+        applied as usize,
+        orderflow_writemodel::MIGRATOR.iter().count()
+    );
 
     // The outbox exists with its per-aggregate version constraint.
     let insert = "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, \

@@ -10,7 +10,7 @@ use orderflow_testkit::{eventually, kafka_brokers};
 use uuid::Uuid;
 
 use crate::helpers::{
-    RelayProcess, Rng, consume_all, consume_all_from, drained, free_port, outbox_db, topic_name,
+    RelayProcess, Rng, consume_all, consume_all_from, drained, events_topic, free_port, outbox_db,
     write_events,
 };
 
@@ -19,7 +19,7 @@ async fn kill_9_at_random_points_loses_nothing() {
     const ORDERS: usize = 100;
     const VERSIONS: i64 = 50; // 5,000 events
     let db = outbox_db().await;
-    let topic = topic_name();
+    let topic = events_topic().await;
     let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
     let mut relay = RelayProcess::start(&db, &topic, &kafka_brokers());
 
@@ -57,7 +57,7 @@ async fn two_relays_never_invert_and_the_standby_takes_over() {
     const ORDERS: usize = 100;
     const VERSIONS: i64 = 100; // 10,000 events
     let db = outbox_db().await;
-    let topic = topic_name();
+    let topic = events_topic().await;
     let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
     let a = RelayProcess::start(&db, &topic, &kafka_brokers());
     let b = RelayProcess::start(&db, &topic, &kafka_brokers());
@@ -166,7 +166,9 @@ async fn broker_restart_mid_stream_loses_nothing() {
         .await
         .expect("broker");
     let db = outbox_db().await;
-    let topic = topic_name();
+    let topic = orderflow_testkit::fresh_topics_on(&broker.brokers(), "relay", 6)
+        .await
+        .events;
     let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
     let _relay = RelayProcess::start(&db, &topic, &broker.brokers());
 

@@ -5,24 +5,22 @@ use std::time::Duration;
 
 use orderflow_contracts::{EventMeta, OrderEventV1};
 use orderflow_domain::OrderId;
-use orderflow_testkit::{TestDatabase, eventually, fresh_database, kafka_config, unique_name};
+use orderflow_testkit::{
+    TestDatabase, eventually, fresh_topics, fresh_write_database, kafka_config, unique_name,
+};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use uuid::Uuid;
 
 /// A database with the write schema (the outbox).
 pub async fn outbox_db() -> TestDatabase {
-    let db = fresh_database("relay").await;
-    order_command::MIGRATOR
-        .run(&db.pool)
-        .await
-        .expect("migrations");
-    db
+    fresh_write_database("relay").await
 }
 
-/// A topic name of the test's own; the relay creates the topic.
-pub fn topic_name() -> String {
-    unique_name("relay").replace('_', "-")
+/// An events topic of the test's own, made by the topology code (as
+/// `orderctl setup` makes it): the relay only checks that it exists.
+pub async fn events_topic() -> String {
+    fresh_topics("relay", 6).await.events
 }
 
 /// A free loopback port (bound and released).

@@ -9,7 +9,7 @@ use rdkafka::message::Headers as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{append, append_in, consume_all, drained, free_port, outbox_db, topic_name};
+use crate::helpers::{append, append_in, consume_all, drained, events_topic, free_port, outbox_db};
 
 /// Runs the relay in this process until the returned token is cancelled.
 fn start_relay(
@@ -43,7 +43,7 @@ fn start_relay(
 #[tokio::test]
 async fn publishes_envelopes_keyed_by_order_with_headers() {
     let db = outbox_db().await;
-    let topic = topic_name();
+    let topic = events_topic().await;
     let order = Uuid::now_v7();
     for version in 1..=3 {
         append(&db, order, version).await;
@@ -94,7 +94,7 @@ async fn publishes_envelopes_keyed_by_order_with_headers() {
 #[tokio::test]
 async fn visibility_gap_does_not_lose_the_late_committer() {
     let db = outbox_db().await;
-    let topic = topic_name();
+    let topic = events_topic().await;
     let (token, relay) = start_relay(&db, &topic, &["--poll-interval", "100ms"]);
     let slow_order = Uuid::now_v7();
     let fast_order = Uuid::now_v7();
@@ -137,17 +137,20 @@ async fn visibility_gap_does_not_lose_the_late_committer() {
 }
 
 #[tokio::test]
-async fn refuses_a_topic_with_fewer_partitions() {
+async fn refuses_to_start_without_its_topic() {
     let db = outbox_db().await;
-    let topic = orderflow_testkit::fresh_topic("relay-small", 2).await;
-    let (_token, relay) = start_relay(&db, &topic, &["--partitions", "6"]);
+    // Auto-create is off on the broker, as in production: a relay started
+    // before `orderctl setup` must say so, not publish into nothing.
+    let topic = unique_name("relay-missing").replace('_', "-");
+    let (_token, relay) = start_relay(&db, &topic, &[]);
     let result = tokio::time::timeout(Duration::from_secs(60), relay)
         .await
         .expect("the relay gives up at once")
         .expect("join");
     let message = format!("{:#}", result.expect_err("must refuse"));
     assert!(
-        message.contains("has 2 partitions but 6 are configured"),
+        message.contains(&format!("the events topic {topic} does not exist"))
+            && message.contains("orderctl setup"),
         "{message}"
     );
 }
