@@ -12,6 +12,9 @@ use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+/// How long one dead letter may take to be acknowledged.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A raw message as consumed.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
@@ -45,9 +48,13 @@ impl DeadLetters {
         topic: String,
         consumer: &'static str,
     ) -> anyhow::Result<Self> {
+        // A dead letter that cannot be written within the timeout is an
+        // error the runtime acts on (it pauses that partition), not a
+        // delivery librdkafka keeps trying for its default five minutes.
         let producer = config
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("message.timeout.ms", &SEND_TIMEOUT.as_millis().to_string())
             .create()?;
         Ok(Self {
             producer,
@@ -108,7 +115,7 @@ impl DeadLetters {
             record = record.payload(payload.as_slice());
         }
         self.producer
-            .send(record, Duration::from_secs(30))
+            .send(record, SEND_TIMEOUT)
             .await
             .map_err(|(e, _)| anyhow::anyhow!("dead-lettering to {}: {e}", self.topic))?;
         metrics::counter!("projector_events_dead_lettered_total", "projector" => self.consumer)

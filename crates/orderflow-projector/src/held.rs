@@ -53,14 +53,24 @@ impl Held {
         Ok(rows.into_iter().map(|j| j.0).collect())
     }
 
-    /// Held events for the timer, not-yet-parked first (parked ones cannot
-    /// crowd out the rest), in per-order version order.
-    pub async fn all(&self, limit: i64) -> sqlx::Result<Vec<Envelope>> {
+    /// One page of every held event for the timer, in per-order version
+    /// order, after `after` (an order id and version; `None` from the
+    /// start). Keyset paging lets the timer reach every held order, however
+    /// many are stuck ahead of it.
+    pub async fn page(
+        &self,
+        after: Option<(Uuid, i64)>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<Envelope>> {
+        let (order, version) = after.unwrap_or((Uuid::nil(), i64::MIN));
         let rows: Vec<sqlx::types::Json<Envelope>> = sqlx::query_scalar(
             "SELECT envelope FROM held_events WHERE consumer = $1 \
-             ORDER BY parked, aggregate_id, aggregate_version LIMIT $2",
+               AND (aggregate_id, aggregate_version) > ($2, $3) \
+             ORDER BY aggregate_id, aggregate_version LIMIT $4",
         )
         .bind(self.consumer)
+        .bind(order)
+        .bind(version)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -1,6 +1,6 @@
 //! The consumer loop that drives a [`Projection`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,11 +12,13 @@ use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::dlq::{DeadLetters, RawMessage};
 use crate::held::Held;
+use crate::stalls::{Stall, Stalls};
 use crate::{ApplyError, Event, Inbox, Outcome, Projection};
 
 /// Tuning of the consumer loop.
@@ -61,6 +63,15 @@ pub struct RuntimeSettings {
     pub max_backoff: Duration,
 }
 
+impl RuntimeSettings {
+    /// `DLQ_TOPIC`, or the name `orderctl setup` gives it by default.
+    pub fn dlq_topic(&self, events_topic: &str) -> String {
+        self.dlq_topic
+            .clone()
+            .unwrap_or_else(|| orderflow_service::stores::kafka::default_dlq_topic(events_topic))
+    }
+}
+
 /// Last transient failure, shown by `/readyz` while the store is down.
 #[derive(Debug, Clone, Default)]
 pub struct Health(Arc<Mutex<Option<String>>>);
@@ -92,6 +103,10 @@ pub struct Runtime<P> {
     dlq: DeadLetters,
     settings: RuntimeSettings,
     health: Health,
+    /// Partitions waiting on a dead letter that could not be written.
+    stalls: Stalls,
+    /// Background retries of those dead letters, by partition.
+    stall_retries: tokio::sync::Mutex<HashMap<i32, JoinHandle<Result<(), String>>>>,
     /// Consecutive transient failures, for the backoff.
     failures: std::sync::atomic::AtomicU32,
 }
@@ -125,10 +140,7 @@ impl<P: Projection> Runtime<P> {
             .set("heartbeat.interval.ms", "1000")
             .create()
             .context("creating the Kafka consumer")?;
-        let dlq_topic = settings
-            .dlq_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}.dlq", kafka.events_topic));
+        let dlq_topic = settings.dlq_topic(&kafka.events_topic);
         let dlq = DeadLetters::new(kafka.client_config(name), dlq_topic, name)?;
         Ok(Self {
             projection: Arc::new(projection),
@@ -146,6 +158,8 @@ impl<P: Projection> Runtime<P> {
             dlq,
             settings,
             health: Health::default(),
+            stalls: Stalls::default(),
+            stall_retries: tokio::sync::Mutex::default(),
             failures: std::sync::atomic::AtomicU32::new(0),
         })
     }
@@ -153,6 +167,11 @@ impl<P: Projection> Runtime<P> {
     /// The health flag behind the `projector` readiness check.
     pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    /// The partitions behind the `partitions` readiness check.
+    pub fn stalls(&self) -> Stalls {
+        self.stalls.clone()
     }
 
     /// Consumes until `token` is cancelled; the batch in hand is finished
@@ -164,12 +183,20 @@ impl<P: Projection> Runtime<P> {
         let name = self.projection.name();
         tracing::info!(projector = name, topic = %self.topic, "projector.start consuming");
         let mut last_sweep = Instant::now();
-        let mut last_lag = Instant::now();
+        // Lag is exported from the first assignment on, not from the first
+        // event: an alert on lag must be writable for a quiet system.
+        let mut last_lag = Instant::now() - Duration::from_secs(60);
         loop {
             let batch = tokio::select! {
                 () = token.cancelled() => break,
                 batch = self.next_batch() => batch,
             };
+            // A stalled partition's messages from the poison on wait; they
+            // are read again once it is rewound.
+            let batch: Vec<RawMessage> = batch
+                .into_iter()
+                .filter(|m| !self.stalls.blocks(m.partition, m.offset))
+                .collect();
             if batch.is_empty() {
                 // Nothing is failing while idle; the store probes in
                 // /readyz still report an outage of the store itself.
@@ -180,13 +207,16 @@ impl<P: Projection> Runtime<P> {
                 }
                 self.commit(&batch);
             }
+            if !self.stalls.is_empty() {
+                self.retry_stalls().await;
+            }
             if last_sweep.elapsed() >= self.settings.held_retry {
                 last_sweep = Instant::now();
                 if let Err(err) = self.sweep_held(&token).await {
                     tracing::warn!(projector = name, error = %err, "projector.held sweep failed");
                 }
             }
-            if last_lag.elapsed() >= Duration::from_secs(5) {
+            if last_lag.elapsed() >= Duration::from_secs(5) && !token.is_cancelled() {
                 last_lag = Instant::now();
                 self.report_lag().await;
             }
@@ -227,13 +257,13 @@ impl<P: Projection> Runtime<P> {
         let name = self.projection.name();
         let mut events = Vec::with_capacity(batch.len());
         for message in batch {
+            // Behind a poison that could not be dead-lettered: wait with it.
+            if self.stalls.blocks(message.partition, message.offset) {
+                continue;
+            }
             match decode_message(message) {
                 Ok(event) => events.push(event),
-                Err(reason) => {
-                    if !self.dead_letter(message, &reason, 1, token).await {
-                        return Ok(false);
-                    }
-                }
+                Err(reason) => self.dead_letter_or_stall(message, &reason, 1).await,
             }
         }
         let seen = loop {
@@ -257,7 +287,9 @@ impl<P: Projection> Runtime<P> {
         let Some(outcomes) = self.apply(&fresh, token).await else {
             return Ok(false);
         };
-        let advanced = self.settle(&fresh, &outcomes, token).await?;
+        let Some(advanced) = self.settle(&fresh, &outcomes, token).await else {
+            return Ok(false);
+        };
         if !advanced.is_empty() {
             self.retry_held(Some(&advanced), token).await?;
         }
@@ -328,13 +360,14 @@ impl<P: Projection> Runtime<P> {
     }
 
     /// Counts outcomes, holds gaps, dead-letters the invalid. Returns the
-    /// orders that advanced.
+    /// orders that advanced; `None` when cancelled before the held events
+    /// were stored (the batch is not committed and comes again).
     async fn settle(
         &self,
         events: &[Event],
         outcomes: &[Outcome],
         token: &CancellationToken,
-    ) -> anyhow::Result<HashSet<Uuid>> {
+    ) -> Option<HashSet<Uuid>> {
         let name = self.projection.name();
         let mut advanced = HashSet::new();
         let mut gaps = Vec::new();
@@ -355,12 +388,8 @@ impl<P: Projection> Runtime<P> {
                 }
                 Outcome::Invalid(reason) => {
                     let message = envelope_message(event);
-                    if !self
-                        .dead_letter(&message, reason, self.settings.max_attempts, token)
-                        .await
-                    {
-                        anyhow::bail!("cancelled while dead-lettering");
-                    }
+                    self.dead_letter_or_stall(&message, reason, self.settings.max_attempts)
+                        .await;
                     "dead_lettered"
                 }
             };
@@ -383,30 +412,29 @@ impl<P: Projection> Runtime<P> {
                             .transient(&format!("holding events: {err}"), token)
                             .await
                         {
-                            anyhow::bail!("cancelled while holding events");
+                            return None;
                         }
                     }
                 }
             }
         }
-        Ok(advanced)
+        Some(advanced)
     }
 
-    /// Retries held events (of `orders`, or all of them), until no more
-    /// apply.
+    /// Retries the held events of `orders` (their orders just advanced),
+    /// until no more apply.
     async fn retry_held(
         &self,
         orders: Option<&HashSet<Uuid>>,
         token: &CancellationToken,
     ) -> anyhow::Result<()> {
+        let Some(orders) = orders else {
+            return self.retry_all_held(token).await;
+        };
         loop {
-            let fetched = match orders {
-                Some(orders) => self.held.for_orders(orders).await,
-                None => self.held.all(1000).await,
-            };
             // A database hiccup here backs off like any store error rather
             // than ending the projector; the held rows stay for next time.
-            let envelopes = match fetched {
+            let envelopes = match self.held.for_orders(orders).await {
                 Ok(envelopes) => envelopes,
                 Err(err) => {
                     if self.transient(&format!("held events: {err}"), token).await {
@@ -415,60 +443,102 @@ impl<P: Projection> Runtime<P> {
                     return Ok(());
                 }
             };
-            if envelopes.is_empty() {
-                return Ok(());
+            match self.retry_envelopes(envelopes, token).await {
+                Some(true) => {}
+                Some(false) | None => return Ok(()),
             }
-            let events: Vec<Event> = envelopes
-                .into_iter()
-                .filter_map(|envelope| {
-                    let event = decode(&envelope).ok()?;
-                    Some(Event {
-                        envelope,
-                        event,
-                        partition: -1,
-                        offset: -1,
-                    })
-                })
-                .collect();
-            let Some(outcomes) = self.apply(&events, token).await else {
-                return Ok(());
-            };
-            let mut released = Vec::new();
-            let mut progressed = false;
-            for (event, outcome) in events.iter().zip(&outcomes) {
-                match outcome {
-                    Outcome::Applied => {
-                        progressed = true;
-                        released.push(event.envelope.event_id);
-                        metrics::counter!("projector_events_total", "projector" => self.projection.name(), "outcome" => "applied")
-                            .increment(1);
+        }
+    }
+
+    /// The timer's pass: every held event, a page at a time, so an order
+    /// whose gap was closed elsewhere (a backfill, a repair, a dead-letter
+    /// replay) is released wherever it sorts.
+    async fn retry_all_held(&self, token: &CancellationToken) -> anyhow::Result<()> {
+        let mut after = None;
+        loop {
+            let envelopes = match self.held.page(after, HELD_PAGE).await {
+                Ok(envelopes) => envelopes,
+                Err(err) => {
+                    if self.transient(&format!("held events: {err}"), token).await {
+                        continue;
                     }
-                    Outcome::Duplicate => released.push(event.envelope.event_id),
-                    Outcome::Gap => {}
-                    Outcome::Invalid(reason) => {
-                        let message = envelope_message(event);
-                        if self
-                            .dead_letter(&message, reason, self.settings.max_attempts, token)
-                            .await
-                        {
-                            released.push(event.envelope.event_id);
-                        }
-                    }
-                }
-            }
-            // Unreleased rows are retried later and then found duplicates.
-            while let Err(err) = self.held.release(&released).await {
-                if !self
-                    .transient(&format!("releasing held events: {err}"), token)
-                    .await
-                {
                     return Ok(());
                 }
-            }
-            if !progressed {
+            };
+            let Some(last) = envelopes.last() else {
+                return Ok(());
+            };
+            after = Some((last.aggregate_id, last.aggregate_version));
+            let full = envelopes.len() as i64 == HELD_PAGE;
+            if self.retry_envelopes(envelopes, token).await.is_none() || !full {
                 return Ok(());
             }
         }
+    }
+
+    /// Applies held events once and releases what applied or turned out to
+    /// be a duplicate. `Some(progressed)`; `None` when cancelled.
+    async fn retry_envelopes(
+        &self,
+        envelopes: Vec<Envelope>,
+        token: &CancellationToken,
+    ) -> Option<bool> {
+        if envelopes.is_empty() {
+            return Some(false);
+        }
+        let events: Vec<Event> = envelopes
+            .into_iter()
+            .filter_map(|envelope| {
+                let event = decode(&envelope).ok()?;
+                Some(Event {
+                    envelope,
+                    event,
+                    partition: -1,
+                    offset: -1,
+                })
+            })
+            .collect();
+        let outcomes = self.apply(&events, token).await?;
+        let mut released = Vec::new();
+        let mut progressed = false;
+        for (event, outcome) in events.iter().zip(&outcomes) {
+            match outcome {
+                Outcome::Applied => {
+                    progressed = true;
+                    released.push(event.envelope.event_id);
+                    metrics::counter!("projector_events_total", "projector" => self.projection.name(), "outcome" => "applied")
+                        .increment(1);
+                }
+                Outcome::Duplicate => released.push(event.envelope.event_id),
+                Outcome::Gap => {}
+                // Held rows are durable: one that cannot be dead-lettered
+                // now stays held and is tried again by the next sweep.
+                Outcome::Invalid(reason) => {
+                    let message = envelope_message(event);
+                    match self
+                        .dead_letter(&message, reason, self.settings.max_attempts)
+                        .await
+                    {
+                        Ok(()) => released.push(event.envelope.event_id),
+                        Err(err) => tracing::error!(
+                            projector = self.projection.name(),
+                            error = %err,
+                            "projector.dlq a held event could not be dead-lettered; it stays held"
+                        ),
+                    }
+                }
+            }
+        }
+        // Unreleased rows are retried later and then found duplicates.
+        while let Err(err) = self.held.release(&released).await {
+            if !self
+                .transient(&format!("releasing held events: {err}"), token)
+                .await
+            {
+                return None;
+            }
+        }
+        Some(progressed)
     }
 
     /// The timer: retry every held event, park the overdue, report counts.
@@ -521,27 +591,169 @@ impl<P: Projection> Runtime<P> {
         self.failures.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Dead-letters `message`, retrying while Kafka is down; false when cancelled.
+    /// One bounded attempt at dead-lettering `message`.
     async fn dead_letter(
         &self,
         message: &RawMessage,
         reason: &str,
         attempts: u32,
-        token: &CancellationToken,
-    ) -> bool {
-        loop {
-            match self.dlq.send(message, reason, attempts).await {
-                Ok(()) => return true,
-                Err(err) => {
-                    if !self
-                        .transient(&format!("dead-letter topic: {err:#}"), token)
-                        .await
-                    {
-                        return false;
-                    }
+    ) -> Result<(), String> {
+        self.dlq
+            .send(message, reason, attempts)
+            .await
+            .map_err(|err| format!("{err:#}"))
+    }
+
+    /// Dead-letters `message`, or stops its partition at it when that fails
+    /// (see `stalls`): the poison is neither lost nor in anyone else's way.
+    async fn dead_letter_or_stall(&self, message: &RawMessage, reason: &str, attempts: u32) {
+        let Err(error) = self.dead_letter(message, reason, attempts).await else {
+            return;
+        };
+        let name = self.projection.name();
+        metrics::counter!("projector_dlq_errors_total", "projector" => name).increment(1);
+        tracing::error!(
+            projector = name,
+            partition = message.partition,
+            offset = message.offset,
+            error,
+            "projector.dlq dead-lettering failed; pausing this partition only"
+        );
+        self.stalls.stop(
+            message.partition,
+            Stall {
+                message: message.clone(),
+                reason: reason.to_owned(),
+                attempts,
+                error,
+                since: Instant::now(),
+                last_try: Instant::now(),
+            },
+        );
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topic, message.partition);
+        if let Err(err) = self.consumer.pause(&list) {
+            // Not fatal: what it still fetches is dropped until the rewind.
+            tracing::warn!(projector = name, error = %err, "projector.dlq pausing the partition failed");
+        }
+        self.report_stalls();
+    }
+
+    /// Tries each stalled partition's dead letter again, in the background
+    /// so a dead-letter topic that stays away never slows the other
+    /// partitions. A written one commits past the poison, rewinds the
+    /// partition to the next offset and resumes it. A partition no longer
+    /// assigned here is forgotten: its new owner starts from the committed
+    /// offset, the poison itself.
+    async fn retry_stalls(&self) {
+        let name = self.projection.name();
+        let assigned: HashSet<i32> = self
+            .consumer
+            .assignment()
+            .map(|list| {
+                list.elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut retries = std::mem::take(&mut *self.stall_retries.lock().await);
+        for (partition, stall) in self.stalls.all() {
+            if !assigned.contains(&partition) {
+                tracing::info!(
+                    projector = name,
+                    partition,
+                    "projector.dlq stalled partition revoked; its new owner retries"
+                );
+                if let Some(handle) = retries.remove(&partition) {
+                    handle.abort();
                 }
+                self.stalls.clear(partition);
+                continue;
+            }
+            let handle = match retries.remove(&partition) {
+                Some(handle) if !handle.is_finished() => {
+                    retries.insert(partition, handle);
+                    continue;
+                }
+                Some(handle) => handle,
+                None => {
+                    if stall.last_try.elapsed() >= Duration::from_secs(1) {
+                        let dlq = self.dlq.clone();
+                        retries.insert(
+                            partition,
+                            tokio::spawn(async move {
+                                dlq.send(&stall.message, &stall.reason, stall.attempts)
+                                    .await
+                                    .map_err(|err| format!("{err:#}"))
+                            }),
+                        );
+                    }
+                    continue;
+                }
+            };
+            match handle.await {
+                Ok(Ok(())) => self.resume_after_dead_letter(partition, &stall),
+                Ok(Err(error)) => self.stalls.failed_again(partition, error),
+                Err(err) => self
+                    .stalls
+                    .failed_again(partition, format!("retry task: {err}")),
             }
         }
+        *self.stall_retries.lock().await = retries;
+        self.report_stalls();
+    }
+
+    /// The stalled partition's dead letter is written: commit past it,
+    /// rewind to the next offset, resume. A step that fails is done again
+    /// on the next pass (the dead letter is then written once more, which
+    /// `orderctl dlq replay` and the inboxes make harmless).
+    fn resume_after_dead_letter(&self, partition: i32, stall: &Stall) {
+        let name = self.projection.name();
+        let next = stall.offset() + 1;
+        let mut list = TopicPartitionList::new();
+        if list
+            .add_partition_offset(&self.topic, partition, Offset::Offset(next))
+            .is_err()
+        {
+            return;
+        }
+        let step = self
+            .consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|e| ("commit", e))
+            .and_then(|()| {
+                self.consumer
+                    .seek(
+                        &self.topic,
+                        partition,
+                        Offset::Offset(next),
+                        Duration::from_secs(5),
+                    )
+                    .map_err(|e| ("rewind", e))
+            })
+            .and_then(|()| self.consumer.resume(&list).map_err(|e| ("resume", e)));
+        match step {
+            Ok(()) => {
+                self.stalls.clear(partition);
+                tracing::info!(
+                    projector = name,
+                    partition,
+                    offset = stall.offset(),
+                    "projector.dlq dead letter written; partition resumed"
+                );
+            }
+            Err((what, err)) => {
+                tracing::warn!(projector = name, partition, error = %err, "projector.dlq {what} after the dead letter failed; retrying");
+                self.stalls
+                    .failed_again(partition, format!("{what}: {err}"));
+            }
+        }
+    }
+
+    fn report_stalls(&self) {
+        metrics::gauge!("projector_partitions_paused", "projector" => self.projection.name())
+            .set(self.stalls.len() as f64);
     }
 
     /// Commits the next offset of every partition in the batch. Asynchronous:
@@ -550,6 +762,10 @@ impl<P: Projection> Runtime<P> {
     fn commit(&self, batch: &[RawMessage]) {
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         for message in batch {
+            // Never past a poison that is not on the dead-letter topic yet.
+            if self.stalls.blocks(message.partition, message.offset) {
+                continue;
+            }
             let entry = next.entry(message.partition).or_insert(0);
             *entry = (*entry).max(message.offset + 1);
         }
@@ -566,28 +782,46 @@ impl<P: Projection> Runtime<P> {
         }
     }
 
-    /// Consumer lag per assigned partition: high watermark minus position.
+    /// Consumer lag per assigned partition: high watermark minus where this
+    /// consumer stands. Before a partition's first message the position is
+    /// not known yet, so its committed offset stands in, or the low
+    /// watermark when nothing was committed (`auto.offset.reset=earliest`):
+    /// lag exists, as 0 on a quiet system, from the first assignment on.
     async fn report_lag(&self) {
         let consumer = self.consumer.clone();
         let topic = self.topic.clone();
         let name = self.projection.name();
         let _ = tokio::task::spawn_blocking(move || {
             let Ok(positions) = consumer.position() else { return };
+            let committed = consumer
+                .committed_offsets(positions.clone(), Duration::from_secs(2))
+                .ok();
             for element in positions.elements_for_topic(&topic) {
-                let Ok((_, high)) = consumer.fetch_watermarks(&topic, element.partition(), Duration::from_secs(1)) else {
+                let partition = element.partition();
+                let Ok((low, high)) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(1)) else {
                     continue;
                 };
+                let stored = committed
+                    .as_ref()
+                    .and_then(|c| c.find_partition(&topic, partition))
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
                 let position = match element.offset() {
                     Offset::Offset(o) => o,
-                    _ => continue,
+                    _ => stored.unwrap_or(low),
                 };
-                metrics::gauge!("projector_consumer_lag", "projector" => name, "partition" => element.partition().to_string())
+                metrics::gauge!("projector_consumer_lag", "projector" => name, "partition" => partition.to_string())
                     .set((high - position).max(0) as f64);
             }
         })
         .await;
     }
 }
+
+/// Held events the timer reads per query.
+const HELD_PAGE: i64 = 1000;
 
 fn backoff(attempt: u32, max: Duration) -> Duration {
     let base = Duration::from_millis(100) * 2u32.saturating_pow(attempt.saturating_sub(1).min(10));

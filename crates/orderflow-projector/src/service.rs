@@ -47,10 +47,16 @@ where
     let name = projection.name();
     let runtime = Runtime::new(projection, pool.clone(), &args.kafka, args.runtime.clone())?;
     let health = runtime.health();
-    let readiness = store_checks(args.readiness(name, &pool)?).check("projector", move || {
-        let health = health.clone();
-        async move { health.check() }
-    });
+    let stalls = runtime.stalls();
+    let readiness = store_checks(args.readiness(name, &pool)?)
+        .check("projector", move || {
+            let health = health.clone();
+            async move { health.check() }
+        })
+        .check("partitions", move || {
+            let stalls = stalls.clone();
+            async move { stalls.check() }
+        });
     let mut service = Service::new(name, token.clone(), common.shutdown_grace);
     service.serve(
         "ops",
