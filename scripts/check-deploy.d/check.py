@@ -16,7 +16,7 @@ import argparse
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -326,6 +326,7 @@ def check_rendered(overlay: str, path: Path, binaries: Binaries) -> None:
     pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     hpas = {d["spec"]["scaleTargetRef"]["name"]: d for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
     setup_jobs = 0
+    services = {b: False for b in BINARIES if b != "orderctl"}
     for d in docs:
         kind, name = d["kind"], d["metadata"]["name"]
         where0 = f"{overlay}: {kind}/{name}"
@@ -373,6 +374,8 @@ def check_rendered(overlay: str, path: Path, binaries: Binaries) -> None:
                 continue
             if argv[:2] == ["orderctl", "setup"]:
                 setup_jobs += 1
+            if kind in LONG_RUNNING and argv[0] in services:
+                services[argv[0]] = True
             env: dict[str, str | None] = {}
             for e in c.get("env") or []:
                 ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
@@ -425,6 +428,46 @@ def check_rendered(overlay: str, path: Path, binaries: Binaries) -> None:
                     problem(where0, f"pod template lacks prometheus.io/scrape=true and prometheus.io/port={port}")
     if setup_jobs != 1:
         problem(overlay, f"expected one Job running `orderctl setup`, found {setup_jobs}")
+    for b, seen in services.items():
+        if not seen:
+            problem(overlay, f"no Deployment runs {b}")
+
+
+# --- the image's health check ------------------------------------------------
+
+
+def check_healthcheck(path: Path, binaries: Binaries) -> None:
+    """deploy/image/healthcheck names each binary's address setting and its
+    default port: both must still be what the binary's --help says."""
+    seen = set()
+    for m in re.finditer(r"^\s*([a-z-]+)\) addr=\$\{([A-Z0-9_]+):-([^}]*)\}", path.read_text(), re.M):
+        binary, env, default = m.groups()
+        seen.add(binary)
+        if binary not in BINARIES:
+            problem(str(path), f"names {binary}, which is not a binary of the image")
+            continue
+        settings, defaults = binaries.command([binary])
+        if env not in settings:
+            problem(str(path), f"reads {env} for {binary}, which `{binary}` does not have")
+        elif defaults.get(env) != default:
+            problem(str(path), f"assumes {binary}'s {env} defaults to {default}, its --help says {defaults.get(env)}")
+    for binary in BINARIES:
+        if binary != "orderctl" and binary not in seen:
+            problem(str(path), f"has no address for {binary}")
+
+
+def check_image_contents(dockerfile: Path, crates: Path) -> None:
+    """The image carries every binary crate of the workspace, and the checks
+    here know each of them."""
+    m = re.search(r'^ARG BINARIES="([^"]*)"', dockerfile.read_text(), re.M)
+    carried = set(m.group(1).split()) if m else set()
+    if not m:
+        problem(str(dockerfile), 'has no ARG BINARIES="..." naming the binaries it builds')
+    workspace = {p.parent.parent.name for p in crates.glob("*/src/main.rs")}
+    for name in sorted(workspace - carried):
+        problem(str(dockerfile), f"does not build {name} (crates/{name}/src/main.rs)")
+    for name in sorted(workspace ^ set(BINARIES)):
+        problem("scripts/check-deploy.d/check.py", f"BINARIES and the workspace's binary crates differ on {name}")
 
 
 # --- README configuration table --------------------------------------------
@@ -444,7 +487,8 @@ def check_readme(path: Path, binaries: Binaries) -> None:
     for name, commands in sorted(binaries.every_setting().items()):
         if name not in listed:
             problem(f"{path} configuration table", f"has no row for {name} (read by {', '.join(sorted(commands))})")
-    for name in AMBIENT[:1]:
+    # Read outside clap, documented all the same.
+    for name in ("RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         if name not in listed:
             problem(f"{path} configuration table", f"has no row for {name}")
 
@@ -454,6 +498,7 @@ def main() -> int:
     ap.add_argument("--bin-dir", type=Path, required=True)
     ap.add_argument("--compose", type=Path, required=True)
     ap.add_argument("--readme", type=Path, required=True)
+    ap.add_argument("--healthcheck", type=Path, required=True)
     ap.add_argument("--rendered", action="append", default=[], help="overlay=path of its `kustomize build`")
     args = ap.parse_args()
     binaries = Binaries(args.bin_dir)
@@ -461,6 +506,8 @@ def main() -> int:
     for item in args.rendered:
         overlay, path = item.split("=", 1)
         check_rendered(f"deploy/overlays/{overlay}", Path(path), binaries)
+    check_healthcheck(args.healthcheck, binaries)
+    check_image_contents(Path("Dockerfile"), Path("crates"))
     check_readme(args.readme, binaries)
     for p in problems:
         print(f"  {p}")
