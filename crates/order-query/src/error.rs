@@ -19,6 +19,9 @@ pub enum QueryError {
         have: Option<i64>,
         retry_after_secs: u64,
     },
+    /// A token beyond the write model's version: no command ever answered it.
+    #[error("version {wanted} is beyond the order's latest version {latest}")]
+    VersionNotReached { wanted: i64, latest: i64 },
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -59,6 +62,17 @@ impl IntoResponse for QueryError {
             .with("wanted_version", *wanted)
             .with("visible_version", *have)
             .header(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)),
+            Self::VersionNotReached { wanted, latest } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "version-not-reached",
+                "The order has not reached this version",
+            )
+            .detail(format!(
+                "min_version {wanted} is beyond the order's latest version ({latest}); pass the \
+                 version a command returned"
+            ))
+            .with("wanted_version", *wanted)
+            .with("current_version", *latest),
             Self::Unavailable(_) => Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Store unavailable")
                 .detail("a read model store is not answering; retry shortly")
                 .header(header::RETRY_AFTER, HeaderValue::from(1u64)),

@@ -18,7 +18,7 @@ use crate::app::{AppState, Source};
 use crate::error::{QueryError, QueryResult};
 use crate::notify::StatusChange;
 use crate::params::{OrderPath, RawParams};
-use crate::summary::retry_after;
+use crate::summary::not_visible;
 
 /// An order's status and where it came from.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -133,11 +133,7 @@ pub async fn get_status(
             if let Some(view) = last.filter(|v| v.version >= want) {
                 return Ok(answer(&state, view));
             }
-            return Err(QueryError::NotYetVisible {
-                wanted: want,
-                have,
-                retry_after_secs: retry_after(state.consistency_wait),
-            });
+            return Err(not_visible(&state, id, want, have).await);
         }
     }
 }

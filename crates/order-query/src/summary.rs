@@ -63,12 +63,46 @@ pub async fn load_at_least(
                     if last.as_ref().is_some_and(|s| s.version >= wanted) {
                         return Ok(last);
                     }
-                    return Err(QueryError::NotYetVisible {
-                        wanted,
-                        have: last.map(|s| s.version),
-                        retry_after_secs: retry_after(state.consistency_wait),
-                    });
+                    return Err(not_visible(state, order, wanted, last.map(|s| s.version)).await);
                 }
+            }
+        }
+    }
+}
+
+/// What a `min_version` read answers once its bound has passed without the
+/// read model showing the version. Only then is the write model asked
+/// (read-only, one primary-key lookup), so that a token which can never
+/// become visible is not told to retry: an order the write model does not
+/// have is 404, a version beyond the write model's is 422
+/// `version-not-reached`, and only an accepted change still on its way is
+/// 503 `not-yet-visible` with `Retry-After`. When the write database cannot
+/// be asked, the 503 stands: retrying is then the right advice either way.
+pub async fn not_visible(
+    state: &AppState,
+    order: Uuid,
+    wanted: i64,
+    have: Option<i64>,
+) -> QueryError {
+    let latest: Result<Option<i64>, sqlx::Error> =
+        sqlx::query_scalar("SELECT version FROM orders WHERE id = $1")
+            .bind(order)
+            .fetch_optional(&state.write)
+            .await;
+    match latest {
+        Ok(None) => QueryError::NotFound,
+        Ok(Some(latest)) if wanted > latest => QueryError::VersionNotReached { wanted, latest },
+        Ok(Some(_)) => QueryError::NotYetVisible {
+            wanted,
+            have,
+            retry_after_secs: retry_after(state.consistency_wait),
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, %order, "order_query.consistency write model not asked");
+            QueryError::NotYetVisible {
+                wanted,
+                have,
+                retry_after_secs: retry_after(state.consistency_wait),
             }
         }
     }
@@ -99,6 +133,12 @@ pub async fn get_order(
             .map_err(|e| QueryError::Unavailable(e.to_string()))?
             .pop()
             .ok_or(QueryError::NotFound)?;
+        if let Some(wanted) = min_version.filter(|w| *w > found.version) {
+            return Err(QueryError::VersionNotReached {
+                wanted,
+                latest: found.version,
+            });
+        }
         let headers = state.staleness(Source::WriteDb, Some(found.version));
         return Ok((headers, Json(found)).into_response());
     }

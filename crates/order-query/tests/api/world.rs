@@ -2,7 +2,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::Parser as _;
-use orderflow_testkit::{fresh_database, kafka_brokers, redis_url, search_url, unique_name};
+use orderflow_testkit::{
+    fresh_read_database, fresh_topics, fresh_write_database, kafka_brokers, redis_url, search_url,
+    unique_name,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -13,6 +16,11 @@ pub struct World {
     pub command: String,
     pub query: String,
     pub redis_prefix: String,
+    /// The write database, the events topic and the brokers, for a private
+    /// read side ([`Lagging`]).
+    pub write_url: String,
+    pub topic: String,
+    pub brokers: String,
 }
 
 /// The world, started once per test binary on a runtime of its own (tests
@@ -46,17 +54,10 @@ fn port() -> u16 {
 }
 
 async fn start() -> World {
-    let write = fresh_database("query_write").await;
-    let read = fresh_database("query_read").await;
-    order_command::MIGRATOR
-        .run(&write.pool)
-        .await
-        .expect("write migrations");
-    orderflow_projector::MIGRATOR
-        .run(&read.pool)
-        .await
-        .expect("read migrations");
-    let topic = unique_name("query").replace('_', "-");
+    // Schemas and topics come from the topology code `orderctl setup` runs.
+    let write = fresh_write_database("query_write").await;
+    let read = fresh_read_database("query_read").await;
+    let topic = fresh_topics("query", 6).await.events;
     let alias = unique_name("query_orders");
     let prefix = format!("{}:", unique_name("query"));
     let brokers = kafka_brokers();
@@ -88,47 +89,14 @@ async fn start() -> World {
     ])
     .expect("relay settings");
     tokio::spawn(outbox_relay::run(relay, token.clone()));
-    // The relay creates the topic; projectors subscribe after.
-    orderflow_testkit::eventually("the events topic", Duration::from_secs(60), || {
-        let topic = topic.clone();
-        async move {
-            let consumer: rdkafka::consumer::BaseConsumer =
-                orderflow_testkit::kafka_config().create().ok()?;
-            tokio::task::spawn_blocking(move || {
-                use rdkafka::consumer::Consumer as _;
-                let md = consumer
-                    .fetch_metadata(Some(&topic), Duration::from_secs(2))
-                    .ok()?;
-                md.topics()
-                    .first()
-                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-                    .map(|_| ())
-            })
-            .await
-            .ok()?
-        }
-    })
-    .await;
-
-    let common = |group: &str, ops: u16| -> Vec<String> {
-        [
-            "projector",
-            "--ops-addr",
-            &format!("127.0.0.1:{ops}"),
-            "--read-database-url",
+    let common = |group: &str, ops: u16| {
+        projector_args(
             &read.url,
-            "--kafka-brokers",
             &brokers,
-            "--events-topic",
             &topic,
-            "--consumer-group",
             &format!("{group}-{topic}"),
-            "--batch-wait",
-            "5ms",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+            ops,
+        )
     };
     let summary = summary_projector::Settings::try_parse_from(common("summary", port()))
         .expect("summary settings");
@@ -153,62 +121,29 @@ async fn start() -> World {
     tokio::spawn(status_projector::run(status, token.clone()));
 
     let query_port = port();
-    let query = order_query::Settings::try_parse_from([
-        "order-query",
-        "--http-addr",
-        &format!("127.0.0.1:{query_port}"),
-        "--read-database-url",
-        &read.url,
-        "--write-database-url",
-        &write.url,
-        "--redis-url",
-        &redis_url(),
-        "--redis-key-prefix",
-        &prefix,
-        "--search-url",
-        &search_url(),
-        "--search-alias",
-        &alias,
-        "--kafka-brokers",
-        &brokers,
-        "--events-topic",
-        &topic,
-        "--summary-group",
-        &format!("summary-{topic}"),
-        "--search-group",
-        &format!("search-{topic}"),
-        "--status-group",
-        &format!("status-{topic}"),
-        "--consistency-wait",
-        "5s",
-        "--heartbeat",
-        "1s",
-        "--level0",
-        "true",
-    ])
-    .expect("query settings");
+    let query = query_settings(QueryTarget {
+        port: query_port,
+        read_url: &read.url,
+        write_url: &write.url,
+        prefix: &prefix,
+        alias: &alias,
+        brokers: &brokers,
+        topic: &topic,
+        groups: &topic,
+        consistency_wait: "5s",
+    });
     tokio::spawn(order_query::run(query, token.clone()));
 
     let world = World {
         command: format!("http://127.0.0.1:{command_port}"),
         query: format!("http://127.0.0.1:{query_port}"),
         redis_prefix: prefix,
+        write_url: write.url.clone(),
+        topic: topic.clone(),
+        brokers: brokers.clone(),
     };
-    let http = reqwest::Client::new();
     for base in [&world.command, &world.query] {
-        orderflow_testkit::eventually("the services to be ready", Duration::from_secs(120), || {
-            let url = format!("{base}/readyz");
-            let http = http.clone();
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await;
+        ready(base).await;
     }
     // Ready is not flowing: on a fresh broker the projectors' first group
     // join can take a while. One order visible in all three read models
@@ -242,6 +177,211 @@ async fn start() -> World {
     .await;
     std::mem::forget(token);
     world
+}
+
+fn projector_args(
+    read_url: &str,
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    ops: u16,
+) -> Vec<String> {
+    [
+        "projector",
+        "--ops-addr",
+        &format!("127.0.0.1:{ops}"),
+        "--read-database-url",
+        read_url,
+        "--kafka-brokers",
+        brokers,
+        "--events-topic",
+        topic,
+        "--consumer-group",
+        group,
+        "--batch-wait",
+        "5ms",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// Where an order-query instance reads.
+struct QueryTarget<'a> {
+    port: u16,
+    read_url: &'a str,
+    write_url: &'a str,
+    prefix: &'a str,
+    alias: &'a str,
+    brokers: &'a str,
+    topic: &'a str,
+    /// Suffix of the projectors' consumer groups (`summary-<groups>`...).
+    groups: &'a str,
+    consistency_wait: &'a str,
+}
+
+fn query_settings(t: QueryTarget<'_>) -> order_query::Settings {
+    let (topic, groups) = (t.topic, t.groups);
+    order_query::Settings::try_parse_from([
+        "order-query",
+        "--http-addr",
+        &format!("127.0.0.1:{}", t.port),
+        "--read-database-url",
+        t.read_url,
+        "--write-database-url",
+        t.write_url,
+        "--redis-url",
+        &redis_url(),
+        "--redis-key-prefix",
+        t.prefix,
+        "--search-url",
+        &search_url(),
+        "--search-alias",
+        t.alias,
+        "--kafka-brokers",
+        t.brokers,
+        "--events-topic",
+        topic,
+        "--summary-group",
+        &format!("summary-{groups}"),
+        "--search-group",
+        &format!("search-{groups}"),
+        "--status-group",
+        &format!("status-{groups}"),
+        "--consistency-wait",
+        t.consistency_wait,
+        "--heartbeat",
+        "1s",
+        "--level0",
+        "true",
+    ])
+    .expect("query settings")
+}
+
+async fn ready(base: &str) {
+    let http = reqwest::Client::new();
+    orderflow_testkit::eventually("the services to be ready", Duration::from_secs(120), || {
+        let url = format!("{base}/readyz");
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+/// A private read side on the world's write database and topic: its own
+/// read database, summary and status projectors (consumer groups and key
+/// prefix of its own) and its own order-query (consistency bound 1 s). The
+/// test owning it can stop its projectors and start them again, so a read
+/// with a token meets a read model that really lags; the shared world's
+/// projectors, and so every other test, carry on meanwhile.
+pub struct Lagging {
+    pub query: String,
+    read_url: String,
+    prefix: String,
+    /// Suffix of this pipeline's consumer groups.
+    groups: String,
+    projectors: Option<(
+        tokio_util::sync::CancellationToken,
+        Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    )>,
+    service: tokio_util::sync::CancellationToken,
+}
+
+impl Lagging {
+    pub async fn start() -> Self {
+        let w = world();
+        let read = fresh_read_database("query_lagging").await;
+        let prefix = format!("{}:", unique_name("lagging"));
+        let service = tokio_util::sync::CancellationToken::new();
+        let port = port();
+        let groups = unique_name("lagging");
+        let query = query_settings(QueryTarget {
+            port,
+            read_url: &read.url,
+            write_url: &w.write_url,
+            prefix: &prefix,
+            alias: &unique_name("lagging_orders"),
+            brokers: &w.brokers,
+            topic: &w.topic,
+            groups: &groups,
+            consistency_wait: "1s",
+        });
+        tokio::spawn(order_query::run(query, service.clone()));
+        let mut lagging = Self {
+            query: format!("http://127.0.0.1:{port}"),
+            read_url: read.url.clone(),
+            prefix,
+            groups,
+            projectors: None,
+            service,
+        };
+        lagging.start_projectors();
+        ready(&lagging.query).await;
+        lagging
+    }
+
+    /// Starts the summary and status projectors (again), from their groups'
+    /// committed offsets.
+    pub fn start_projectors(&mut self) {
+        assert!(self.projectors.is_none(), "projectors already running");
+        let w = world();
+        let token = tokio_util::sync::CancellationToken::new();
+        let args = |name: &str| {
+            projector_args(
+                &self.read_url,
+                &w.brokers,
+                &w.topic,
+                &format!("{name}-{}", self.groups),
+                port(),
+            )
+        };
+        let summary =
+            summary_projector::Settings::try_parse_from(args("summary")).expect("summary settings");
+        let mut status_args = args("status");
+        status_args.extend([
+            "--redis-url".into(),
+            redis_url(),
+            "--redis-key-prefix".into(),
+            self.prefix.clone(),
+        ]);
+        let status =
+            status_projector::Settings::try_parse_from(status_args).expect("status settings");
+        let handles = vec![
+            tokio::spawn(summary_projector::run(summary, token.clone())),
+            tokio::spawn(status_projector::run(status, token.clone())),
+        ];
+        self.projectors = Some((token, handles));
+    }
+
+    /// Stops both projectors and waits until they have exited: from here on
+    /// nothing moves this pipeline's read models.
+    pub async fn stop_projectors(&mut self) {
+        let (token, handles) = self.projectors.take().expect("projectors running");
+        token.cancel();
+        for handle in handles {
+            tokio::time::timeout(Duration::from_secs(60), handle)
+                .await
+                .expect("a projector stops within 60 s")
+                .expect("projector task")
+                .expect("projector exits cleanly");
+        }
+    }
+}
+
+impl Drop for Lagging {
+    fn drop(&mut self) {
+        if let Some((token, _)) = &self.projectors {
+            token.cancel();
+        }
+        self.service.cancel();
+    }
 }
 
 /// A response, read whole.
