@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use clap::Parser as _;
 use elasticsearch::indices::IndicesRefreshParts;
 use elasticsearch::{Elasticsearch, SearchParts};
+use orderflow_readmodel::OrderSummary;
 use orderflow_testkit::{
     TestDatabase, fresh_read_database, fresh_topics, kafka_brokers, unique_name,
 };
@@ -166,6 +167,52 @@ impl Running {
     /// The read model as `{order_id: {...}}`, comparable across runs.
     pub async fn state(&self) -> Value {
         read_state(self.backend, &self.env).await
+    }
+}
+
+/// Writes `summaries` into a backend's store the way `orderctl backfill`
+/// does, behind the projector's back (version-guarded, no inbox, no event):
+/// for tests of what the projector does when its store moved without it.
+pub async fn write_bypassing(backend: Backend, env: &Env, summaries: &[OrderSummary]) {
+    match backend {
+        Backend::Summary => {
+            summary_projector::maintenance::backfill(&env.db.pool, summaries)
+                .await
+                .expect("summary backfill");
+        }
+        Backend::Search => {
+            let url = env.search_url.parse().expect("search url");
+            let transport = elasticsearch::http::transport::TransportBuilder::new(
+                elasticsearch::http::transport::SingleNodeConnectionPool::new(url),
+            )
+            .disable_proxy()
+            .build()
+            .expect("transport");
+            let projection = search_projector::SearchProjection {
+                client: Elasticsearch::new(transport),
+                alias: env.alias.clone(),
+            };
+            projection
+                .backfill(summaries)
+                .await
+                .expect("search backfill");
+        }
+        Backend::Status => {
+            let client = redis::Client::open(env.redis_url.as_str()).expect("redis url");
+            status_projector::StatusProjection::new(client, env.prefix.clone())
+                .backfill(summaries)
+                .await
+                .expect("status backfill");
+        }
+    }
+}
+
+/// The summary version 1 (`OrderPlaced`) makes of an order.
+pub fn placed_summary(placed: &orderflow_contracts::Envelope) -> OrderSummary {
+    let event = orderflow_contracts::decode(placed).expect("decodes");
+    match orderflow_readmodel::apply(None, placed.aggregate_version, &event, placed.occurred_at) {
+        orderflow_readmodel::Step::Applied(summary) => *summary,
+        other => panic!("version 1 did not apply: {other:?}"),
     }
 }
 

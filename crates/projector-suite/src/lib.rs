@@ -36,6 +36,31 @@ pub async fn produce(brokers: &str, topic: &str, messages: &[(Uuid, Vec<u8>)]) {
     }
 }
 
+/// Puts raw messages on one partition of `topic`, in order, waiting for acks
+/// (for tests that must know which partition an event is on).
+pub async fn produce_to(brokers: &str, topic: &str, partition: i32, messages: &[(Uuid, Vec<u8>)]) {
+    let producer: FutureProducer = orderflow_testkit::kafka_config()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for (key, value) in messages {
+        let key = key.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .partition(partition)
+                    .key(&key)
+                    .payload(value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+}
+
 /// Polls `read` until it says every order in `expected` reached its version.
 pub async fn wait_for_versions(
     what: &str,

@@ -13,7 +13,7 @@ use serde_json::Value;
 const ORDERS: u32 = 100;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn name(backend: Backend) -> &'static str {
+pub fn name(backend: Backend) -> &'static str {
     match backend {
         Backend::Summary => "summary",
         Backend::Search => "search",
@@ -63,57 +63,6 @@ pub async fn rebuild_matches_the_snapshot(backend: Backend) {
          regenerate with UPDATE_SNAPSHOTS=1 cargo test -p projector-suite",
         path
     );
-}
-
-pub async fn replay_is_idempotent(backend: Backend) {
-    let env = Env::new(&format!("{}-replay", name(backend))).await;
-    let events = sequence(ORDERS);
-    produce(&env.brokers, &env.topic, &messages(&events)).await;
-    let running = backend.start(&env);
-    let first = settle(backend, &env, &final_versions(&events)).await;
-
-    // The same sequence again, then one new order as a marker that the
-    // replay has been consumed.
-    produce(&env.brokers, &env.topic, &messages(&events)).await;
-    let marker = order_events(ORDERS);
-    produce(&env.brokers, &env.topic, &messages(&marker[..1])).await;
-    let mut second = settle(backend, &env, &[(order_id(ORDERS), 1)]).await;
-    running.stop().await;
-
-    second
-        .as_object_mut()
-        .expect("object")
-        .remove(&order_id(ORDERS).to_string());
-    assert_eq!(
-        first, second,
-        "replaying the sequence changed the read model"
-    );
-}
-
-pub async fn redelivered_events_change_nothing(backend: Backend) {
-    let env = Env::new(&format!("{}-dup", name(backend))).await;
-    let events = sequence(ORDERS);
-    // Every 100th event is delivered twice (1%), the copy a little later.
-    let mut delivered = Vec::new();
-    for (n, e) in events.iter().enumerate() {
-        delivered.push(e.clone());
-        if n % 100 == 0 {
-            delivered.push(e.clone());
-        }
-        if n % 100 == 50 && n >= 60 {
-            delivered.push(events[n - 60].clone());
-        }
-    }
-    assert!(delivered.len() >= events.len() + events.len() / 100);
-    produce(&env.brokers, &env.topic, &messages(&delivered)).await;
-    let running = backend.start(&env);
-    let state = settle(backend, &env, &final_versions(&events)).await;
-    running.stop().await;
-
-    let expected =
-        std::fs::read_to_string(snapshot_path(backend)).expect("snapshot (run rebuild first)");
-    let expected: Value = serde_json::from_str(&expected).expect("snapshot json");
-    assert_eq!(state, expected, "duplicates changed the read model");
 }
 
 pub async fn an_early_version_is_held_then_applied_in_order(backend: Backend) {
