@@ -17,28 +17,21 @@ pub use backends::{Backend, Running};
 
 /// Puts raw messages on `topic` in order (key = order id), waiting for acks.
 pub async fn produce(brokers: &str, topic: &str, messages: &[(Uuid, Vec<u8>)]) {
-    let producer: FutureProducer = orderflow_testkit::kafka_config()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .expect("producer");
-    for (key, value) in messages {
-        let key = key.to_string();
-        producer
-            .send(
-                FutureRecord::to(topic).key(&key).payload(value),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produced");
-    }
+    send_all(brokers, topic, None, messages).await;
 }
 
 /// Puts raw messages on one partition of `topic`, in order, waiting for acks
 /// (for tests that must know which partition an event is on).
 pub async fn produce_to(brokers: &str, topic: &str, partition: i32, messages: &[(Uuid, Vec<u8>)]) {
+    send_all(brokers, topic, Some(partition), messages).await;
+}
+
+async fn send_all(
+    brokers: &str,
+    topic: &str,
+    partition: Option<i32>,
+    messages: &[(Uuid, Vec<u8>)],
+) {
     let producer: FutureProducer = orderflow_testkit::kafka_config()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -47,14 +40,12 @@ pub async fn produce_to(brokers: &str, topic: &str, partition: i32, messages: &[
         .expect("producer");
     for (key, value) in messages {
         let key = key.to_string();
+        let mut record = FutureRecord::to(topic).key(&key).payload(value);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         producer
-            .send(
-                FutureRecord::to(topic)
-                    .partition(partition)
-                    .key(&key)
-                    .payload(value),
-                Duration::from_secs(30),
-            )
+            .send(record, Duration::from_secs(30))
             .await
             .map_err(|(e, _)| e)
             .expect("produced");
