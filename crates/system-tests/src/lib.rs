@@ -160,10 +160,10 @@ impl Pipeline {
     ) -> ServiceProcess {
         let port = free_port();
         let mut env = self.env(name);
-        let addr = if name == "order-command" {
-            "COMMAND_HTTP_ADDR"
-        } else {
-            "OPS_ADDR"
+        let addr = match name {
+            "order-command" => "COMMAND_HTTP_ADDR",
+            "order-query" => "QUERY_HTTP_ADDR",
+            _ => "OPS_ADDR",
         };
         env.push((addr, format!("127.0.0.1:{port}")));
         env.extend(extra.iter().cloned());
