@@ -1,0 +1,154 @@
+//! The system as `scripts/run` starts it meets a hostile producer.
+//!
+//! The topology comes from `orderctl setup` (the binary), the dead-letter
+//! topic has the name the projectors derive by default, and every service
+//! runs as a process. Another producer then writes an undecodable record,
+//! an unknown event type and a `schema_version` 99 straight to the events
+//! topic. Every later order must still become visible through the query API
+//! and the search index, every projector must dead-letter all three with
+//! its reason, and every projector must stay ready.
+
+use std::time::Duration;
+
+use orderflow_testkit::{eventually, kafka_config, unique_name};
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Headers as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use system_tests::{Pipeline, post};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_from_another_producer_stops_no_read_model() {
+    let pipeline = Pipeline::fresh("poison").await;
+    let command = pipeline.start("order-command", &[]).await;
+    let _relay = pipeline.start("outbox-relay", &[]).await;
+    let mut projectors = Vec::new();
+    for name in ["summary-projector", "search-projector", "status-projector"] {
+        projectors.push(pipeline.start(name, &[]).await);
+    }
+    let query = pipeline.start("order-query", &[]).await;
+
+    let http = reqwest::Client::new();
+    let base = command.base.clone();
+    let (status, customer) = post(
+        &http,
+        format!("{base}/customers"),
+        json!({"name": "Pat Poison", "email": format!("{}@example.com", unique_name("p"))}),
+    )
+    .await;
+    assert_eq!(status, 201, "{customer}");
+    let (status, product) = post(&http, format!("{base}/products"), json!({"sku": "POISON-1", "name": "Antidote", "unit_price_minor": 999, "currency": "EUR", "stock": 1000})).await;
+    assert_eq!(status, 201, "{product}");
+    let place = || {
+        let http = http.clone();
+        let url = format!("{base}/orders");
+        let body = json!({"customer_id": customer["id"], "lines": [{"product_id": product["id"], "quantity": 1}],
+            "shipping_address": {"line1": "1 Way", "city": "Leeds", "postal_code": "LS1", "country": "GB"}});
+        async move {
+            let (status, placed) = post(&http, url, body).await;
+            assert_eq!(status, 201, "{placed}");
+            placed["order_id"].as_str().expect("order id").to_owned()
+        }
+    };
+
+    // Poison on several keys, so it lands on several partitions.
+    let producer: FutureProducer = kafka_config().create().expect("producer");
+    let envelope = |event_type: &str, schema_version: u32| {
+        json!({"event_id": uuid::Uuid::now_v7(), "event_type": event_type, "schema_version": schema_version,
+            "aggregate_type": "order", "aggregate_id": uuid::Uuid::now_v7(), "aggregate_version": 1,
+            "occurred_at": "2026-12-01T00:00:00Z", "correlation_id": uuid::Uuid::now_v7(),
+            "causation_id": uuid::Uuid::now_v7(), "payload": {}})
+        .to_string()
+        .into_bytes()
+    };
+    let poison: Vec<Vec<u8>> = vec![
+        b"{definitely not json".to_vec(),
+        envelope("OrderTeleported", 1),
+        envelope("OrderPlaced", 99),
+    ];
+    for (n, value) in poison.iter().enumerate() {
+        for copy in 0..2 {
+            let key = format!("poison-{n}-{copy}");
+            producer
+                .send(
+                    FutureRecord::to(&pipeline.topic).key(&key).payload(value),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("poison produced");
+        }
+    }
+
+    let mut orders = Vec::new();
+    for _ in 0..6 {
+        orders.push(place().await);
+    }
+    let search = orderflow_testkit::search_url();
+    for order in &orders {
+        for path in [format!("orders/{order}"), format!("orders/{order}/status")] {
+            let url = format!("{}/{path}?min_version=1", query.base);
+            let status = http.get(&url).send().await.expect("query").status();
+            assert_eq!(status, 200, "{url} after the poison");
+        }
+        eventually("the order in the search index", DEADLINE, || async {
+            let url = format!("{search}/{}/_doc/{order}", pipeline.alias);
+            let r = http.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    // Each projector dead-letters each poison record (six records).
+    let consumer: StreamConsumer = kafka_config()
+        .set("group.id", unique_name("poison-dlq"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer
+        .subscribe(&[&pipeline.dlq_topic()])
+        .expect("subscribe");
+    let mut letters = Vec::new();
+    while letters.len() < 18 {
+        let message = tokio::time::timeout(DEADLINE, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} dead letters: {letters:?}", letters.len()))
+            .expect("consume");
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        letters.push((header("dlq_consumer"), header("dlq_reason")));
+        let _ = message.payload();
+    }
+    for projector in ["summary-projector", "search-projector", "status-projector"] {
+        let reasons: Vec<&str> = letters
+            .iter()
+            .filter(|(c, _)| c == projector)
+            .map(|(_, r)| r.as_str())
+            .collect();
+        assert_eq!(reasons.len(), 6, "{projector}: {letters:?}");
+        let all = reasons.join(" | ");
+        for expected in [
+            "malformed envelope",
+            "unknown event type",
+            "newer than this consumer understands",
+        ] {
+            assert!(
+                all.contains(expected),
+                "{projector} gave no {expected:?}: {all}"
+            );
+        }
+    }
+    for projector in &projectors {
+        let url = format!("{}/readyz", projector.base);
+        let status = http.get(&url).send().await.expect("readyz").status();
+        assert_eq!(status, 200, "{} not ready after the poison", projector.name);
+    }
+}
