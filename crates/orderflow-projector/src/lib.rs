@@ -49,6 +49,9 @@ pub struct Event {
     pub event: OrderEventV1,
     pub partition: i32,
     pub offset: i64,
+    /// The W3C trace context the event was published with (`None` for held
+    /// events read back from the database).
+    pub traceparent: Option<String>,
 }
 
 impl Event {

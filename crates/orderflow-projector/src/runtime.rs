@@ -395,6 +395,17 @@ impl<P: Projection> Runtime<P> {
             };
             metrics::counter!("projector_events_total", "projector" => name, "outcome" => label)
                 .increment(1);
+            // One span per event in the trace it was published with, so a
+            // trace runs from the command's request to each read model.
+            let span = tracing::info_span!(
+                "projector.event",
+                projector = name,
+                event_id = %event.envelope.event_id,
+                order_id = %event.order_id(),
+                version = event.version(),
+                outcome = label,
+            );
+            orderflow_service::telemetry::continue_trace(&span, event.traceparent.as_deref());
         }
         if !gaps.is_empty() {
             loop {
@@ -495,6 +506,7 @@ impl<P: Projection> Runtime<P> {
                     event,
                     partition: -1,
                     offset: -1,
+                    traceparent: None,
                 })
             })
             .collect();
@@ -856,11 +868,17 @@ fn decode_message(message: &RawMessage) -> Result<Event, String> {
     let envelope: Envelope =
         serde_json::from_slice(payload).map_err(|e| format!("malformed envelope: {e}"))?;
     let event = decode(&envelope).map_err(|e| e.to_string())?;
+    let traceparent = message
+        .headers
+        .iter()
+        .find(|(key, _)| key == "traceparent")
+        .and_then(|(_, value)| String::from_utf8(value.clone()).ok());
     Ok(Event {
         envelope,
         event,
         partition: message.partition,
         offset: message.offset,
+        traceparent,
     })
 }
 

@@ -112,7 +112,7 @@ impl Service {
         let token = self.token.clone();
         let router = router
             .layer(axum::middleware::from_fn(crate::ops::record_http_metrics))
-            .layer(TraceLayer::new_for_http());
+            .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::http_span));
         self.spawn(label, async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(token.cancelled_owned())

@@ -2,9 +2,13 @@
 //!
 //! Traces leave the process only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
 //! (OTLP over HTTP/protobuf); the exporter reads the standard `OTEL_*`
-//! variables itself. The W3C trace-context propagator is installed globally so
-//! a trace started by an HTTP request can be carried through the outbox and
-//! Kafka headers into the projectors.
+//! variables itself. Trace context exists either way: spans get W3C trace
+//! and span ids from a tracer provider that simply has no exporter when
+//! none is configured, so every event written to the outbox carries a
+//! `traceparent` that subscribers and log searches can correlate on. The
+//! W3C propagator is installed globally so a trace started by an HTTP
+//! request is carried through the outbox and Kafka headers into the
+//! projectors.
 
 use std::sync::OnceLock;
 
@@ -53,13 +57,21 @@ pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<Tel
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => Some(otlp_provider(service_name)?),
-        _ => None,
+        Ok(endpoint) if !endpoint.trim().is_empty() => otlp_provider(service_name)?,
+        _ => SdkTracerProvider::builder()
+            .with_resource(resource(service_name))
+            .build(),
     };
-    let otel_layer = provider.as_ref().map(|p| {
-        opentelemetry::global::set_tracer_provider(p.clone());
-        tracing_opentelemetry::layer().with_tracer(p.tracer(service_name))
-    });
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    // Spans at info and above always reach the trace layer, whatever
+    // RUST_LOG says: the log filter decides what is printed, not whether
+    // events carry a trace context.
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name))
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.is_span() && *meta.level() <= tracing::Level::INFO
+        }));
+    let provider = Some(provider);
 
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
@@ -73,8 +85,7 @@ pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<Tel
     };
     // An error here means a subscriber is already installed: fine in tests.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
+        .with(fmt_layer.with_filter(filter))
         .with(otel_layer)
         .try_init();
 
@@ -86,13 +97,58 @@ fn otlp_provider(service_name: &'static str) -> anyhow::Result<SdkTracerProvider
         .with_http()
         .build()
         .map_err(|e| anyhow::anyhow!("building the OTLP span exporter: {e}"))?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service_name)
-        .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource)
+        .with_resource(resource(service_name))
         .build())
+}
+
+fn resource(service_name: &'static str) -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name)
+        .build()
+}
+
+/// The W3C `traceparent` of the current span (`None` outside any span).
+pub fn current_traceparent() -> Option<String> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace in `traceparent` (a request header or
+/// a Kafka header), so one trace runs across processes. A missing or
+/// malformed value leaves `span` the root of a new trace.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    if context.span().span_context().is_valid() {
+        let _ = span.set_parent(context);
+    }
+}
+
+/// The request span of every HTTP server: method and path, continuing the
+/// caller's `traceparent` when it sends one.
+pub fn http_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    continue_trace(&span, traceparent);
+    span
 }
 
 /// The process-wide Prometheus recorder; installed on first use.

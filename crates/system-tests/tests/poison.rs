@@ -87,12 +87,43 @@ async fn poison_from_another_producer_stops_no_read_model() {
     for _ in 0..6 {
         orders.push(place().await);
     }
+    // A caller that sends its own trace context has it continued.
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, traced) = {
+        let body = json!({"customer_id": customer["id"], "lines": [{"product_id": product["id"], "quantity": 1}],
+            "shipping_address": {"line1": "1 Way", "city": "Leeds", "postal_code": "LS1", "country": "GB"}});
+        let response = http
+            .post(format!("{base}/orders"))
+            .header(
+                "traceparent",
+                format!("00-{caller_trace}-00f067aa0ba902b7-01"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("place");
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.expect("json"),
+        )
+    };
+    assert_eq!(status, 201, "{traced}");
+    let traced = traced["order_id"].as_str().expect("order id").to_owned();
+    orders.push(traced.clone());
     let search = orderflow_testkit::search_url();
     for order in &orders {
         for path in [format!("orders/{order}"), format!("orders/{order}/status")] {
+            // The token wait is 2 s; a 503 then means "not yet", so ask
+            // again, but nothing else than 200 or 503 may come back.
             let url = format!("{}/{path}?min_version=1", query.base);
-            let status = http.get(&url).send().await.expect("query").status();
-            assert_eq!(status, 200, "{url} after the poison");
+            eventually(&format!("{url} after the poison"), DEADLINE, || async {
+                let response = http.get(&url).send().await.ok()?;
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                assert!(status == 200 || status == 503, "{url}: {status} {body}");
+                (status == 200).then_some(())
+            })
+            .await;
         }
         eventually("the order in the search index", DEADLINE, || async {
             let url = format!("{search}/{}/_doc/{order}", pipeline.alias);
@@ -101,6 +132,60 @@ async fn poison_from_another_producer_stops_no_read_model() {
         })
         .await;
     }
+
+    // Every event carries a W3C traceparent although no trace exporter is
+    // configured; each command is its own trace, and a caller's trace is
+    // continued.
+    let events: StreamConsumer = kafka_config()
+        .set("group.id", unique_name("poison-trace"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    events.subscribe(&[&pipeline.topic]).expect("subscribe");
+    let mut traces = std::collections::HashMap::new();
+    while traces.len() < orders.len() {
+        let message = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of our events seen", traces.len()))
+            .expect("consume");
+        let key = message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        if !orders.contains(&key) {
+            continue;
+        }
+        let traceparent = message
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == "traceparent")
+                    .and_then(|h| h.value)
+            })
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_else(|| panic!("event of order {key} has no traceparent header"));
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert!(
+            parts.len() == 4
+                && parts[0] == "00"
+                && parts[1].len() == 32
+                && parts[2].len() == 16
+                && parts[1] != "0".repeat(32)
+                && parts[2] != "0".repeat(16),
+            "not a W3C traceparent: {traceparent}"
+        );
+        traces.insert(key, parts[1].to_owned());
+    }
+    assert_eq!(
+        traces[&traced], caller_trace,
+        "the caller's trace was not continued"
+    );
+    let distinct: std::collections::HashSet<&String> = traces.values().collect();
+    assert_eq!(
+        distinct.len(),
+        orders.len(),
+        "each command is its own trace: {traces:?}"
+    );
 
     // Each projector dead-letters each poison record (six records).
     let consumer: StreamConsumer = kafka_config()
