@@ -54,7 +54,7 @@ impl DeadLetters {
         let producer = config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", &SEND_TIMEOUT.as_millis().to_string())
+            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
             .create()?;
         Ok(Self {
             producer,

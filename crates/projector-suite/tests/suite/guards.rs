@@ -65,7 +65,7 @@ pub async fn stale_and_forged_redeliveries_never_move_an_order_back(backend: Bac
     forged_placed.event_id = uuid::Uuid::now_v7();
     forged_placed.payload["customer"]["name"] = "Mallory".into();
     forged_placed.payload["shipping_address"]["city"] = "Nowhere".into();
-    let redelivered = vec![
+    let redelivered = [
         a[1].clone(),
         a[0].clone(),
         forged_paid,
