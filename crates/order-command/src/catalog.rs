@@ -15,16 +15,19 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, FieldError, constraint_conflict};
-use crate::extract::{Actor, ApiJson, IdPath, IdempotencyKey, fingerprint};
+use crate::extract::{
+    Actor, ApiJson, IdPath, IdempotencyKey, fingerprint, json_int, json_int_or_null,
+};
 use crate::idempotency::StoredResponse;
 
 /// Body of `POST /customers` and `PUT /customers/{id}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerInput {
-    /// 1–200 characters.
+    /// 1–200 characters (after trimming whitespace).
     pub name: String,
-    /// Unique among customers.
+    /// An address like `name@example.com`, at most 254 characters; unique
+    /// among customers, stored lower-case.
     pub email: String,
 }
 
@@ -42,17 +45,20 @@ pub struct CustomerView {
 pub struct ProductInput {
     /// `A-Z 0-9 - _ .`, 1–64 characters, unique; stored upper-case.
     pub sku: String,
-    /// 1–200 characters.
+    /// 1–200 characters (after trimming whitespace).
     pub name: String,
-    /// Price of one unit in minor units (cents).
+    /// Price of one unit in minor units (cents), 0 to 10^13.
+    #[schema(minimum = 0, maximum = 10_000_000_000_000_i64)]
+    #[serde(deserialize_with = "json_int")]
     pub unit_price_minor: i64,
-    /// ISO 4217 code.
+    /// A three-letter ISO 4217 code (`eur` is stored as `EUR`).
     pub currency: String,
     /// Whether it can be ordered (default true).
     #[serde(default = "default_true")]
     pub active: bool,
-    /// Initial stock on create (default 0); ignored by PUT, use `/stock`.
-    #[serde(default)]
+    /// Initial stock on create, 0 to 10^9 (default 0); ignored by PUT, use `/stock`.
+    #[serde(default, deserialize_with = "json_int_or_null")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
 }
 
@@ -77,6 +83,8 @@ pub struct ProductView {
 #[serde(deny_unknown_fields)]
 pub struct StockInput {
     /// Units on hand, 0 to 10^9.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "json_int")]
     pub available: i64,
 }
 
@@ -145,8 +153,13 @@ fn stored_created<T: Serialize>(view: &T, location: String) -> StoredResponse {
 /// `POST /customers`
 #[utoipa::path(post, path = "/customers", tag = "catalog",
     request_body = CustomerInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
-    responses((status = 201, body = CustomerView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)")),
+    responses((status = 201, body = CustomerView, description = "Created; `Location` names the customer"),
+        (status = 400, description = "`malformed-json`; `invalid-header`: a malformed Idempotency-Key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: a customer with this email exists", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body` (wrong type, unknown or missing field), `validation` (per field), `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn create_customer(
     State(state): State<AppState>,
     actor: Actor,
@@ -176,7 +189,13 @@ pub async fn create_customer(
 #[utoipa::path(put, path = "/customers/{id}", tag = "catalog",
     request_body = CustomerInput,
     params(("id" = Uuid, Path, description = "Customer id")),
-    responses((status = 200, body = CustomerView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, body = CustomerView, description = "Updated"),
+        (status = 400, description = "`malformed-json`; `invalid-id`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no such customer", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: another customer has this email", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body`, `validation`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn update_customer(
     State(state): State<AppState>,
     _actor: Actor,
@@ -200,8 +219,13 @@ pub async fn update_customer(
 /// `POST /products`
 #[utoipa::path(post, path = "/products", tag = "catalog",
     request_body = ProductInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
-    responses((status = 201, body = ProductView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)")),
+    responses((status = 201, body = ProductView, description = "Created; `Location` names the product"),
+        (status = 400, description = "`malformed-json`; `invalid-header`: a malformed Idempotency-Key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: a product with this SKU exists", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body`, `validation`, `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn create_product(
     State(state): State<AppState>,
     actor: Actor,
@@ -233,7 +257,13 @@ pub async fn create_product(
 #[utoipa::path(put, path = "/products/{id}", tag = "catalog",
     request_body = ProductInput,
     params(("id" = Uuid, Path, description = "Product id")),
-    responses((status = 200, body = ProductView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProductView, description = "Updated"),
+        (status = 400, description = "`malformed-json`; `invalid-id`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no such product", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: another product has this SKU", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body`, `validation`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn update_product(
     State(state): State<AppState>,
     _actor: Actor,
@@ -258,7 +288,12 @@ pub async fn update_product(
 #[utoipa::path(put, path = "/products/{id}/stock", tag = "catalog",
     request_body = StockInput,
     params(("id" = Uuid, Path, description = "Product id")),
-    responses((status = 200, body = ProductView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProductView, description = "Stock set"),
+        (status = 400, description = "`malformed-json`; `invalid-id`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no such product", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body`, `validation`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn set_stock(
     State(state): State<AppState>,
     _actor: Actor,

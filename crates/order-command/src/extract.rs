@@ -193,6 +193,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 }
 
 /// `If-Match: "<version>"` (optional): the version the caller last saw.
+/// Accepted exactly as the OpenAPI document's pattern says: `*` (any
+/// version, no condition), or 1 to 18 digits, quoted or not, optionally
+/// weak (`W/"3"`); anything else is a 400 `invalid-header`.
 #[derive(Debug, Clone, Copy)]
 pub struct IfMatch(pub Option<i64>);
 
@@ -204,17 +207,24 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         };
         let invalid = || ApiError::InvalidHeader {
             name: "If-Match",
-            reason: "expected an ETag such as \"3\" (the order version)",
+            reason: "expected an ETag such as \"3\" (the order version) or *",
         };
         let raw = value.to_str().map_err(|_| invalid())?.trim();
-        let raw = raw.strip_prefix("W/").unwrap_or(raw);
-        let version = raw
-            .strip_prefix('"')
-            .and_then(|r| r.strip_suffix('"'))
-            .unwrap_or(raw)
+        if raw == "*" {
+            return Ok(Self(None));
+        }
+        let tag = raw.strip_prefix("W/").unwrap_or(raw);
+        let digits = match tag.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"').ok_or_else(invalid)?,
+            None => tag,
+        };
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        digits
             .parse::<i64>()
-            .map_err(|_| invalid())?;
-        Ok(Self(Some(version)))
+            .map(|v| Self(Some(v)))
+            .map_err(|_| invalid())
     }
 }
 
@@ -255,4 +265,52 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
     hasher.update([0]);
     hasher.update(body);
     hasher.finalize().to_vec()
+}
+
+/// A JSON integer as JSON Schema counts one: `3` and `3.0` alike (a number
+/// whose fractional part is zero is an integer, and some encoders write
+/// whole numbers that way); `3.5`, or a value outside `i64`, is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonInt(pub i64);
+
+impl<'de> serde::Deserialize<'de> for JsonInt {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = JsonInt;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<JsonInt, E> {
+                Ok(JsonInt(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<JsonInt, E> {
+                i64::try_from(v)
+                    .map(JsonInt)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<JsonInt, E> {
+                // i64::MAX is not an f64; 2^63 is the first value past it.
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+                    Ok(JsonInt(v as i64))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `#[serde(deserialize_with = "json_int")]` for an `i64` field.
+pub fn json_int<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    <JsonInt as serde::Deserialize>::deserialize(deserializer).map(|n| n.0)
+}
+
+/// `#[serde(deserialize_with = "json_int_or_null")]` for an `Option<i64>` field.
+pub fn json_int_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    <Option<JsonInt> as serde::Deserialize>::deserialize(deserializer).map(|n| n.map(|n| n.0))
 }

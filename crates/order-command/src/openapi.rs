@@ -1,8 +1,17 @@
 //! The OpenAPI document of the command API, generated from the handlers'
 //! annotations. `proto/openapi/order-command.json` is the checked-in copy; a
 //! test fails when it differs from what the code generates.
+//!
+//! The document says what the server enforces. Ranges, item counts and
+//! statuses are in the handlers' annotations; the text rules, whose exact
+//! regular expressions are long, are written once here ([`text_pattern`] and
+//! friends) and put on the fields and headers by [`Constraints`]. The
+//! patterns use only syntax that ECMA-262 and Python's `re` (what
+//! schemathesis generates from) read alike.
 
-use utoipa::OpenApi;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi};
 
 /// The problem+json shape of every error (RFC 9457).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -21,17 +30,184 @@ pub struct ProblemDoc {
     pub current_version: Option<i64>,
 }
 
+/// Whitespace that Rust's `str::trim` removes (Unicode `White_Space`), as
+/// the inside of a character class.
+const WHITESPACE: &str = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Non-control whitespace (control characters are excluded separately).
+const SPACE_SEPARATORS: &str = r"\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Control characters (Unicode `Cc`, Rust's `char::is_control`).
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+/// What `orderflow_domain::Text::parse(raw, max)` accepts: after trimming
+/// whitespace, 1 to `max` characters, none of them a control character.
+/// With `blank_ok`, also nothing but whitespace (an optional field left
+/// blank).
+pub fn text_pattern(max: usize, blank_ok: bool) -> String {
+    let edge = format!(r"[^\x00-\x20\x7f-\x9f{SPACE_SEPARATORS}]");
+    let inner = format!("[^{CONTROL}]");
+    let mut core = format!("{edge}({inner}{{0,{}}}{edge})?", max.saturating_sub(2));
+    if blank_ok {
+        core = format!("({core})?");
+    }
+    format!("^[{WHITESPACE}]*{core}[{WHITESPACE}]*$")
+}
+
+/// `orderflow_domain::Email`: `local@domain`, no whitespace or control
+/// character inside, the domain with a dot that is neither first nor last
+/// (at most 254 characters, given as `maxLength`).
+pub fn email_pattern() -> String {
+    let part = format!(r"[^@\x00-\x20\x7f-\x9f{SPACE_SEPARATORS}]");
+    let edge = format!(r"[^@.\x00-\x20\x7f-\x9f{SPACE_SEPARATORS}]");
+    format!(r"^[{WHITESPACE}]*{part}+@{edge}{part}*\.{part}*{edge}[{WHITESPACE}]*$")
+}
+
+/// `count` characters of `class` (e.g. `A-Za-z`), whitespace around allowed.
+fn trimmed(class: &str, count: &str) -> String {
+    format!("^[{WHITESPACE}]*[{class}]{{{count}}}[{WHITESPACE}]*$")
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+/// `If-Match`: `*`, or the order version (1 to 18 digits) as an ETag,
+/// quoted or not, optionally weak (`W/"3"`).
+pub const IF_MATCH_PATTERN: &str = r#"^(\*|(W/)?("[0-9]{1,18}"|[0-9]{1,18}))$"#;
+
+/// A rule on one string field.
+enum Rule {
+    Text { max: usize, blank_ok: bool },
+    Email,
+    Pattern(String),
+}
+
+/// Puts the text rules on the body fields and headers.
+#[derive(Debug)]
+pub struct Constraints;
+
+impl Modify for Constraints {
+    fn modify(&self, doc: &mut Document) {
+        let text = |max| Rule::Text {
+            max,
+            blank_ok: false,
+        };
+        let fields: [(&str, &str, Rule); 14] = [
+            ("CustomerInput", "name", text(200)),
+            ("CustomerInput", "email", Rule::Email),
+            (
+                "ProductInput",
+                "sku",
+                Rule::Pattern(trimmed("A-Za-z0-9._-", "1,64")),
+            ),
+            ("ProductInput", "name", text(200)),
+            (
+                "ProductInput",
+                "currency",
+                Rule::Pattern(trimmed("A-Za-z", "3")),
+            ),
+            ("AddressInput", "line1", text(200)),
+            (
+                "AddressInput",
+                "line2",
+                Rule::Text {
+                    max: 200,
+                    blank_ok: true,
+                },
+            ),
+            ("AddressInput", "city", text(100)),
+            ("AddressInput", "postal_code", text(20)),
+            (
+                "AddressInput",
+                "country",
+                Rule::Pattern(trimmed("A-Za-z", "2")),
+            ),
+            ("PayInput", "payment_reference", text(100)),
+            ("ShipInput", "carrier", text(100)),
+            ("ShipInput", "tracking_number", text(100)),
+            ("CancelInput", "reason", text(500)),
+        ];
+        for (schema, field, rule) in fields {
+            let Some(property) = property(doc, schema, field) else {
+                panic!("OpenAPI constraints name {schema}.{field}, which the document lacks");
+            };
+            match rule {
+                Rule::Text { max, blank_ok } => {
+                    property.pattern = Some(text_pattern(max, blank_ok))
+                }
+                Rule::Email => {
+                    property.pattern = Some(email_pattern());
+                    property.max_length = Some(254);
+                }
+                Rule::Pattern(p) => property.pattern = Some(p),
+            }
+        }
+        // `POST /orders/{id}/pay` takes no body as well as a `PayInput`.
+        if let Some(body) = doc
+            .paths
+            .paths
+            .get_mut("/orders/{id}/pay")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut())
+        {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+        for (name, pattern) in [
+            ("Idempotency-Key", IDEMPOTENCY_KEY_PATTERN),
+            ("If-Match", IF_MATCH_PATTERN),
+        ] {
+            set_parameter_pattern(doc, name, pattern);
+        }
+    }
+}
+
+/// The object schema of `schema.field` in the components.
+fn property<'d>(
+    doc: &'d mut Document,
+    schema: &str,
+    field: &str,
+) -> Option<&'d mut utoipa::openapi::schema::Object> {
+    let components = doc.components.as_mut()?;
+    let RefOr::T(Schema::Object(object)) = components.schemas.get_mut(schema)? else {
+        return None;
+    };
+    match object.properties.get_mut(field)? {
+        RefOr::T(Schema::Object(property)) => Some(property),
+        _ => None,
+    }
+}
+
+/// Sets `pattern` on every parameter (header or query) called `name`.
+pub fn set_parameter_pattern(doc: &mut Document, name: &str, pattern: &str) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name == name
+                    && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+                {
+                    object.pattern = Some(pattern.to_owned());
+                }
+            }
+        }
+    }
+}
+
 /// The document.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "orderflow command API", version = "1",
-        description = "Commands that change customers, products, stock and orders. Errors are application/problem+json. POSTs accept an Idempotency-Key."),
+        description = "Commands that change customers, products, stock and orders. Errors are application/problem+json with a stable `type` (https://orderflow.dev/problems/<kind>). Text fields are trimmed of surrounding whitespace before their length is counted and may hold no control character; each field's `pattern` says exactly what is accepted. Any POST accepts an Idempotency-Key: a retry with the same key and body returns the first response; the same key with another request is 422 `idempotency-key-reused`. Bodies are at most 64 KiB (413) and must be application/json (415)."),
     paths(
         crate::catalog::create_customer, crate::catalog::update_customer,
         crate::catalog::create_product, crate::catalog::update_product, crate::catalog::set_stock,
         crate::orders::place::place_order, crate::orders::transition::pay_order, crate::orders::transition::ship_order,
         crate::orders::transition::deliver_order, crate::orders::transition::cancel_order,
     ),
+    modifiers(&Constraints),
     tags((name = "catalog"), (name = "orders")),
 )]
 pub struct ApiDoc;

@@ -24,7 +24,9 @@ use crate::faults::{AFTER_STATE_WRITE, BEFORE_COMMIT};
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderInput {
     pub customer_id: Uuid,
-    /// 1 to 100 lines, each product at most once.
+    /// 1 to 100 lines, each product at most once (a product on two lines
+    /// is 422 `order-rejected`).
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineInput>,
     pub shipping_address: AddressInput,
 }
@@ -35,6 +37,8 @@ pub struct PlaceOrderInput {
 pub struct LineInput {
     pub product_id: Uuid,
     /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "crate::extract::json_int")]
     pub quantity: i64,
 }
 
@@ -42,10 +46,14 @@ pub struct LineInput {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
+    /// 1–200 characters.
     pub line1: String,
+    /// Up to 200 characters; blank or absent means none.
     #[serde(default)]
     pub line2: Option<String>,
+    /// 1–100 characters.
     pub city: String,
+    /// 1–20 characters.
     pub postal_code: String,
     /// ISO 3166-1 alpha-2, e.g. `GB`.
     pub country: String,
@@ -123,10 +131,14 @@ fn address_text(errors: &mut Vec<FieldError>, field: &str, raw: &str, max: usize
 /// `POST /orders`
 #[utoipa::path(post, path = "/orders", tag = "orders",
     request_body = PlaceOrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)")),
     responses(
         (status = 201, body = OrderAccepted, description = "Placed; `Location` names the order, `ETag` is its version"),
-        (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+        (status = 400, description = "`malformed-json`; `invalid-header`: a malformed Idempotency-Key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient-stock` (with `available`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body`, `validation`, `unknown-reference` (customer or product), `order-rejected` (a product on two lines, an inactive product, mixed currencies, a total too large), `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn place_order(
     State(state): State<AppState>,
     actor: Actor,

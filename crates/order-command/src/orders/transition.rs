@@ -96,9 +96,16 @@ macro_rules! lifecycle_handler {
 
 lifecycle_handler!(
     /// `POST /orders/{id}/pay`
-    #[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", request_body(content = PayInput, description = "optional"),
-        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header, description = "\"<version>\": fail with 412 if the order changed")),
-        responses((status = 200, body = OrderAccepted), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    #[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", request_body(content = PayInput, description = "Optional (no body is `{}`)"),
+        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)"), ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` (or `*`): fail with 412 `version-mismatch` unless the order is at that version")),
+        responses((status = 200, body = OrderAccepted, description = "Accepted; `ETag` is the new version"),
+            (status = 400, description = "`malformed-json`; `invalid-id`; `invalid-header`: a malformed Idempotency-Key or If-Match", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 404, description = "`not-found`: no such order", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 409, description = "`invalid-transition` (with `current_state`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 412, description = "`version-mismatch`: If-Match names another version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 422, description = "`invalid-body`, `validation`, `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
     pay_order, "pay", PayInput,
     |input| {
         let payment_reference = input
@@ -113,8 +120,15 @@ lifecycle_handler!(
 lifecycle_handler!(
     /// `POST /orders/{id}/ship`
     #[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", request_body = ShipInput,
-        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
-        responses((status = 200, body = OrderAccepted), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)"), ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` (or `*`): fail with 412 `version-mismatch` unless the order is at that version")),
+        responses((status = 200, body = OrderAccepted, description = "Accepted; `ETag` is the new version"),
+            (status = 400, description = "`malformed-json`; `invalid-id`; `invalid-header`: a malformed Idempotency-Key or If-Match", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 404, description = "`not-found`: no such order", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 409, description = "`invalid-transition` (with `current_state`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 412, description = "`version-mismatch`: If-Match names another version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 422, description = "`invalid-body`, `validation`, `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
     ship_order, "ship", ShipInput,
     |input| {
         Ok(Command::Ship {
@@ -127,8 +141,15 @@ lifecycle_handler!(
 lifecycle_handler!(
     /// `POST /orders/{id}/deliver`
     #[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders",
-        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
-        responses((status = 200, body = OrderAccepted), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)"), ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` (or `*`): fail with 412 `version-mismatch` unless the order is at that version")),
+        responses((status = 200, body = OrderAccepted, description = "Accepted; `ETag` is the new version"),
+            (status = 400, description = "`malformed-json`; `invalid-id`; `invalid-header`: a malformed Idempotency-Key or If-Match", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 404, description = "`not-found`: no such order", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 409, description = "`invalid-transition` (with `current_state`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 412, description = "`version-mismatch`: If-Match names another version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 422, description = "`invalid-body` (a body other than empty or `{{}}`), `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
     deliver_order, "deliver", DeliverInput,
     |_| Ok(Command::Deliver)
 );
@@ -136,8 +157,15 @@ lifecycle_handler!(
 lifecycle_handler!(
     /// `POST /orders/{id}/cancel`
     #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = CancelInput,
-        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
-        responses((status = 200, body = OrderAccepted), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+        params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first response (`Idempotent-Replayed: true`)"), ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` (or `*`): fail with 412 `version-mismatch` unless the order is at that version")),
+        responses((status = 200, body = OrderAccepted, description = "Accepted; `ETag` is the new version"),
+            (status = 400, description = "`malformed-json`; `invalid-id`; `invalid-header`: a malformed Idempotency-Key or If-Match", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 404, description = "`not-found`: no such order", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 409, description = "`invalid-transition` (with `current_state`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 412, description = "`version-mismatch`: If-Match names another version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 422, description = "`invalid-body`, `validation`, `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+            (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
     cancel_order, "cancel", CancelInput,
     |input| Ok(Command::Cancel { reason: required_text("reason", &input.reason, 500)? })
 );

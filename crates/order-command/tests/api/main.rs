@@ -4,6 +4,7 @@
 mod atomicity;
 mod catalog;
 mod concurrency;
+mod conformance;
 mod contracts;
 mod helpers;
 mod hostile;
