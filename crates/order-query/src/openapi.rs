@@ -16,17 +16,52 @@ pub struct ProblemDoc {
     /// On `not-yet-visible`: the version asked for and the one visible.
     pub wanted_version: Option<i64>,
     pub visible_version: Option<i64>,
+    /// On `version-not-reached`: the order's latest version.
+    pub current_version: Option<i64>,
+}
+
+/// `consistency`: where a single-order read comes from.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Consistency {
+    /// The summary read model (default).
+    Eventual,
+    /// The write database, read-only.
+    Strong,
+}
+
+/// `status`: the orders in one state.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum StatusFilter {
+    Placed,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+/// Puts the search text's rule on `q`, written once with the command API's.
+#[derive(Debug)]
+pub struct Constraints;
+
+impl utoipa::Modify for Constraints {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let pattern = order_command::openapi::text_pattern(crate::params::MAX_QUERY_CHARS, true);
+        order_command::openapi::set_parameter_pattern(doc, "q", &pattern);
+    }
 }
 
 /// The document.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "orderflow query API", version = "1",
-        description = "Reads over the read models. Pass the version a command returned as min_version to read your own write; consistency=strong reads the write database. Responses carry Orderflow-Source, Orderflow-Version and Orderflow-Projector-Lag headers. Errors are application/problem+json."),
+        description = "Reads over the read models. Pass the version a command returned as min_version to read your own write: the read waits (bounded) for it, then answers 503 not-yet-visible with Retry-After if the change is accepted but not visible yet, 404 if the order does not exist and 422 version-not-reached if the order never had that version; consistency=strong reads the write database. Responses carry Orderflow-Source, Orderflow-Version and Orderflow-Projector-Lag headers. Unknown or repeated parameters are 400 invalid-parameter. Errors are application/problem+json with a stable `type` (https://orderflow.dev/problems/<kind>)."),
     paths(
         crate::summary::get_order, crate::summary::list_orders, crate::search::search_orders,
         crate::status::get_status, crate::status::stream_status,
     ),
+    modifiers(&Constraints),
     tags((name = "orders"), (name = "status")),
 )]
 pub struct ApiDoc;

@@ -191,9 +191,17 @@ impl Cursor {
         )
     }
 
+    /// Accepts exactly what [`Self::encode`] writes (the OpenAPI pattern
+    /// `^[0-9]{1,16}\.[0-9a-fA-F]{32}$`): microseconds since 1970 (up to
+    /// 16 digits, so within the year 2286) and the id as 32 hex digits.
     pub fn decode(raw: &str) -> Result<Self, QueryError> {
         let invalid = || QueryError::param("cursor", "is not a cursor this API returned");
         let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
+        let digits =
+            !micros.is_empty() && micros.len() <= 16 && micros.bytes().all(|b| b.is_ascii_digit());
+        if !digits || id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
         let micros: i128 = micros.parse().map_err(|_| invalid())?;
         let placed_at =
             OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| invalid())?;

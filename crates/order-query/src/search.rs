@@ -19,11 +19,16 @@ use crate::summary::OrderPage;
 
 /// `GET /orders/search`
 #[utoipa::path(get, path = "/orders/search", tag = "orders",
-    params(("q" = Option<String>, Query, description = "Text matched against customer name and email, product names, SKUs and tracking number; at most 200 characters"),
-        ("customer_id" = Option<uuid::Uuid>, Query), ("status" = Option<String>, Query),
-        ("placed_from" = Option<String>, Query), ("placed_to" = Option<String>, Query),
-        ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = OrderPage), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    params(("q" = Option<String>, Query, description = "Plain text matched against customer name and email, product names, SKUs and tracking number (never query syntax); at most 200 characters after trimming, no control characters"),
+        ("customer_id" = Option<Uuid>, Query),
+        ("status" = Option<crate::openapi::StatusFilter>, Query),
+        ("placed_from" = Option<String>, Query, format = DateTime, description = "RFC 3339, inclusive"),
+        ("placed_to" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}\.[0-9a-fA-F]{32}$", description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = OrderPage, description = "Newest first"),
+        (status = 400, description = "`invalid-parameter` (unknown, repeated or malformed, naming it)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the search engine is not answering (`Retry-After`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn search_orders(
     State(state): State<AppState>,
     params: RawParams,

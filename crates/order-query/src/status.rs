@@ -83,9 +83,13 @@ fn answer(state: &AppState, view: StatusView) -> Response {
 
 /// `GET /orders/{id}/status`
 #[utoipa::path(get, path = "/orders/{id}/status", tag = "status",
-    params(("id" = Uuid, Path), ("min_version" = Option<i64>, Query, description = "wait (bounded) for this version")),
-    responses((status = 200, body = StatusView), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    params(("id" = Uuid, Path), ("min_version" = Option<i64>, Query, minimum = 1, description = "The version a command returned: wait (bounded by CONSISTENCY_WAIT) until the read model reflects it")),
+    responses((status = 200, body = StatusView, description = "From the cache, or the summary on a miss"),
+        (status = 400, description = "`invalid-id`; `invalid-parameter`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no such order (also with a token the write model never issued)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`version-not-reached`: min_version is beyond the order's latest version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-visible`: the change was accepted but is not visible within the bound (`Retry-After`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn get_status(
     State(state): State<AppState>,
     OrderPath(id): OrderPath,
@@ -142,7 +146,9 @@ pub async fn get_status(
 #[utoipa::path(get, path = "/orders/{id}/status/stream", tag = "status",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "text/event-stream: `status` events (data = StatusView JSON, id = version), heartbeat comments; ends after a final state (delivered or cancelled)", content_type = "text/event-stream"),
-        (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+        (status = 400, description = "`invalid-id`; `invalid-parameter` (it takes none)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no such order", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn stream_status(
     State(state): State<AppState>,
     OrderPath(id): OrderPath,

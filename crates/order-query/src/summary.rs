@@ -115,11 +115,14 @@ pub fn retry_after(wait: Duration) -> u64 {
 /// `GET /orders/{id}`
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path),
-        ("min_version" = Option<i64>, Query, description = "The version a command returned: wait (bounded) until the summary reflects it"),
-        ("consistency" = Option<String>, Query, description = "`eventual` (default) or `strong`: read the write database")),
+        ("min_version" = Option<i64>, Query, minimum = 1, description = "The version a command returned: wait (bounded by CONSISTENCY_WAIT) until the read model reflects it"),
+        ("consistency" = Option<crate::openapi::Consistency>, Query, description = "`eventual` (default) or `strong`: read the write database")),
     responses((status = 200, description = "The order summary; `Orderflow-Version`, `Orderflow-Source`, `Orderflow-Projector-Lag` headers", body = Object),
-        (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "min_version not visible within the bound; `Retry-After`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+        (status = 400, description = "`invalid-id`; `invalid-parameter` (unknown, repeated or malformed, naming it)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no such order (also with a token the write model never issued)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`version-not-reached`: min_version is beyond the order's latest version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-visible`: the change was accepted but is not visible within the bound (`Retry-After`); `unavailable`: the write database (strong reads)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn get_order(
     State(state): State<AppState>,
     OrderPath(id): OrderPath,
@@ -151,12 +154,15 @@ pub async fn get_order(
 
 /// `GET /orders`
 #[utoipa::path(get, path = "/orders", tag = "orders",
-    params(("customer_id" = Option<Uuid>, Query), ("status" = Option<String>, Query),
-        ("placed_from" = Option<String>, Query, description = "RFC 3339, inclusive"),
-        ("placed_to" = Option<String>, Query, description = "RFC 3339, exclusive"),
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = OrderPage), (status = "4XX", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
+    params(("customer_id" = Option<Uuid>, Query),
+        ("status" = Option<crate::openapi::StatusFilter>, Query),
+        ("placed_from" = Option<String>, Query, format = DateTime, description = "RFC 3339, inclusive"),
+        ("placed_to" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}\.[0-9a-fA-F]{32}$", description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = OrderPage, description = "Newest first"),
+        (status = 400, description = "`invalid-parameter` (unknown, repeated or malformed, naming it)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn list_orders(
     State(state): State<AppState>,
     params: RawParams,

@@ -1,4 +1,6 @@
 //! Hostile and malformed reads: each a 4xx problem, never a 5xx.
+//! `scripts/check-api` (schemathesis) covers the published parameter rules
+//! at random; these are the cases named.
 
 use uuid::Uuid;
 
@@ -47,6 +49,17 @@ async fn hostile_reads_get_4xx_problems() {
                 "{q}/orders?cursor=99999999999999999999999.{}",
                 Uuid::now_v7()
             ),
+            400,
+            "invalid-parameter",
+        ),
+        // Only the published cursor pattern: what the API itself returns.
+        (
+            format!("{q}/orders?cursor=-5.{}", Uuid::now_v7().simple()),
+            400,
+            "invalid-parameter",
+        ),
+        (
+            format!("{q}/orders?cursor=5.{}", Uuid::now_v7()),
             400,
             "invalid-parameter",
         ),
