@@ -119,6 +119,14 @@ enum Command {
         #[arg(long)]
         keep_old: bool,
     },
+    /// The outbox rows the relay parked because Kafka can never take them
+    /// (each holds its order's later rows back).
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+        #[command(flatten)]
+        write_db: WriteDbArgs,
+    },
     /// The dead-letter topic: events a projector gave up on.
     Dlq {
         #[command(subcommand)]
@@ -134,6 +142,24 @@ enum Command {
         /// Only the dead letters of this projector (e.g. summary-projector).
         #[arg(long)]
         consumer: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxAction {
+    /// Print every parked row: order, version, size, why, and how many of
+    /// its order's rows wait behind it.
+    List,
+    /// Let the relay try parked rows again (after fixing the cause, e.g.
+    /// raising the topic's max.message.bytes); a row that still fails is
+    /// parked again.
+    Redrive {
+        /// Only these outbox row ids (from `orderctl outbox list`).
+        #[arg(long = "id", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every parked row.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 
@@ -308,6 +334,28 @@ async fn main() -> anyhow::Result<ExitCode> {
                 "orderctl.rebuild done"
             );
         }
+        Command::Outbox { action, write_db } => {
+            let pool = postgres::pool(&write_db.url, 2, "orderctl")?;
+            let mut conn = pool
+                .acquire()
+                .await
+                .context("connecting to the write database (WRITE_DATABASE_URL)")?;
+            match action {
+                OutboxAction::List => {
+                    let rows = orderflow_outbox::parked(&mut conn).await?;
+                    print_parked(&rows);
+                }
+                OutboxAction::Redrive { ids, all } => {
+                    let ids = (!all).then_some(ids.as_slice());
+                    let n = orderflow_outbox::redrive(&mut conn, ids).await?;
+                    tracing::info!(
+                        rows = n,
+                        "orderctl.outbox redriven; the relay sends them next"
+                    );
+                    print_redriven(n);
+                }
+            }
+        }
         Command::Dlq {
             action,
             kafka,
@@ -351,6 +399,31 @@ async fn dlq(
         }
     }
     Ok(())
+}
+
+/// The parked outbox rows on standard output: the command's answer.
+#[allow(clippy::print_stdout)]
+fn print_parked(rows: &[orderflow_outbox::ParkedRow]) {
+    println!("{} parked outbox rows", rows.len());
+    for r in rows {
+        println!(
+            "row {}: {} v{} of order {} (event {}), {} bytes, parked {}, {} behind it: {}",
+            r.id,
+            r.event_type,
+            r.aggregate_version,
+            r.aggregate_id,
+            r.event_id,
+            r.bytes,
+            r.parked_at,
+            r.waiting,
+            r.park_reason.as_deref().unwrap_or("no reason recorded")
+        );
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_redriven(rows: u64) {
+    println!("{rows} rows re-driven");
 }
 
 /// What `setup` found and did, one line per part.

@@ -107,13 +107,107 @@ pub async fn fetch_unpublished(
         .await?)
 }
 
-/// Marks rows published (after Kafka acknowledged every one of them).
-pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, Error> {
-    let done = sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+/// Where Kafka acknowledged one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    pub id: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Marks rows published (after Kafka acknowledged them), with where.
+pub async fn mark_published(conn: &mut PgConnection, acked: &[Acked]) -> Result<u64, Error> {
+    let ids: Vec<i64> = acked.iter().map(|a| a.id).collect();
+    let partitions: Vec<i32> = acked.iter().map(|a| a.partition).collect();
+    let offsets: Vec<i64> = acked.iter().map(|a| a.offset).collect();
+    let done = sqlx::query(
+        "UPDATE outbox o SET published_at = now(), kafka_partition = a.partition, \
+             kafka_offset = a.off \
+         FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS a(id, partition, off) \
+         WHERE o.id = a.id",
+    )
+    .bind(&ids)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Parks a row Kafka can never take, with why; its order's later rows wait
+/// behind it until it is re-driven.
+pub async fn park(conn: &mut PgConnection, id: i64, reason: &str) -> Result<u64, Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET parked_at = now(), park_reason = $2 \
+         WHERE id = $1 AND published_at IS NULL",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A parked row, for operators.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ParkedRow {
+    pub id: i64,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub aggregate_id: uuid::Uuid,
+    pub aggregate_version: i64,
+    /// Size of the envelope, in bytes.
+    pub bytes: i32,
+    pub park_reason: Option<String>,
+    pub parked_at: time::OffsetDateTime,
+    /// Rows of the same order waiting behind it.
+    pub waiting: i64,
+}
+
+/// Every parked row still to publish, oldest first.
+pub async fn parked(conn: &mut PgConnection) -> Result<Vec<ParkedRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.event_id, p.event_type, p.aggregate_id, p.aggregate_version, \
+                octet_length(p.envelope::text) AS bytes, p.park_reason, p.parked_at, \
+                (SELECT count(*) FROM outbox w WHERE w.aggregate_id = p.aggregate_id \
+                   AND w.published_at IS NULL AND w.id > p.id) AS waiting \
+         FROM outbox p WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL ORDER BY p.id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Un-parks rows (`None`: every parked row) so the relay tries them again;
+/// returns how many. Wakes the relay.
+pub async fn redrive(conn: &mut PgConnection, ids: Option<&[i64]>) -> Result<u64, Error> {
+    let done = match ids {
+        Some(ids) => sqlx::query(
+            "UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL \
+             AND published_at IS NULL AND id = ANY($1)",
+        )
         .bind(ids)
-        .execute(conn)
+        .execute(&mut *conn)
+        .await?,
+        None => sqlx::query(
+            "UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL AND published_at IS NULL",
+        )
+        .execute(&mut *conn)
+        .await?,
+    };
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Parked rows still to publish.
+pub async fn parked_count(conn: &mut PgConnection) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL AND published_at IS NULL",
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Deletes up to `batch` rows published more than `retention` ago.

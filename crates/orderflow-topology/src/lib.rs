@@ -36,6 +36,20 @@ pub enum Error {
     /// Kafka refused or did not answer.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// Both URLs point at one database: the two migration histories would
+    /// share `_sqlx_migrations` and collide.
+    #[error(
+        "WRITE_DATABASE_URL and READ_DATABASE_URL point at the same database ({0}); \
+         the write and read models need a database each"
+    )]
+    SameDatabase(String),
+    /// A database could not be asked who it is.
+    #[error("{database} database: {source}")]
+    Database {
+        database: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     /// A topic exists with fewer partitions than configured.
     #[error(
         "topic {topic} has {actual} partitions but {wanted} are configured; \
@@ -130,7 +144,27 @@ pub async fn apply(
     kafka: &rdkafka::ClientConfig,
     topics: &[TopicSpec],
 ) -> Result<Vec<Step>> {
+    let (write, read) = (
+        identity(write_db, "write").await?,
+        identity(read_db, "read").await?,
+    );
+    if write == read {
+        return Err(Error::SameDatabase(write));
+    }
     let mut steps = vec![migrate_write(write_db).await?, migrate_read(read_db).await?];
     steps.extend(topics::ensure_all(kafka, topics).await?);
     Ok(steps)
+}
+
+/// Which database on which server a pool reaches.
+async fn identity(pool: &PgPool, database: &'static str) -> Result<String> {
+    let (name, system): (String, String) = sqlx::query_as(
+        "SELECT current_database()::text, \
+                coalesce(host(inet_server_addr()), 'local') || ':' || \
+                coalesce(inet_server_port()::text, current_setting('port'))",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|source| Error::Database { database, source })?;
+    Ok(format!("{name} on server {system}"))
 }

@@ -29,6 +29,10 @@ pub struct TopicSettings {
     /// models can be rebuilt by replay.
     #[arg(long, env = "EVENTS_TOPIC_RETENTION_MS", default_value_t = -1, allow_hyphen_values = true)]
     pub retention_ms: i64,
+    /// `max.message.bytes` of the events topic (the broker's default when
+    /// unset). The relay parks a row over it instead of retrying it forever.
+    #[arg(long, env = "EVENTS_TOPIC_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<i64>,
     /// Partitions of the dead-letter topic.
     #[arg(long, env = "DLQ_TOPIC_PARTITIONS", default_value_t = 1)]
     pub dlq_partitions: i32,
@@ -44,6 +48,7 @@ impl Default for TopicSettings {
             partitions: 6,
             replication: 1,
             retention_ms: -1,
+            max_message_bytes: None,
             dlq_partitions: 1,
             dlq_retention_ms: -1,
         }
@@ -59,12 +64,15 @@ impl TopicSettings {
                 partitions: self.partitions,
                 replication: self.replication,
                 retention_ms: self.retention_ms,
+                max_message_bytes: self.max_message_bytes,
             },
             TopicSpec {
                 name: dlq_topic.to_owned(),
                 partitions: self.dlq_partitions,
                 replication: self.replication,
                 retention_ms: self.dlq_retention_ms,
+                // A dead letter carries the event it could not apply.
+                max_message_bytes: self.max_message_bytes,
             },
         ]
     }
@@ -78,6 +86,8 @@ pub struct TopicSpec {
     pub replication: i32,
     /// `retention.ms` on creation; -1 keeps messages forever.
     pub retention_ms: i64,
+    /// `max.message.bytes` on creation; `None` keeps the broker's default.
+    pub max_message_bytes: Option<i64>,
 }
 
 /// What `ensure` found.
@@ -123,12 +133,16 @@ pub async fn ensure(config: &ClientConfig, spec: &TopicSpec) -> Result<TopicStat
         .create()
         .map_err(|e| Error::Kafka(format!("creating the admin client: {e}")))?;
     let retention = spec.retention_ms.to_string();
-    let topic = NewTopic::new(
+    let max_bytes = spec.max_message_bytes.map(|b| b.to_string());
+    let mut topic = NewTopic::new(
         &spec.name,
         spec.partitions,
         TopicReplication::Fixed(spec.replication),
     )
     .set("retention.ms", &retention);
+    if let Some(max_bytes) = &max_bytes {
+        topic = topic.set("max.message.bytes", max_bytes);
+    }
     let options = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
     let results = tokio::time::timeout(KAFKA_TIMEOUT * 2, admin.create_topics([&topic], &options))
         .await

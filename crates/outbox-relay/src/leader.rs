@@ -7,9 +7,18 @@
 //! the socket, Postgres ends the session and a standby takes over on its next
 //! try. The leader does all of its reads and writes on that same connection,
 //! so a leader that has lost its lock has also lost the means to publish.
+//!
+//! A process that is alive but stuck keeps its socket open, so the lock
+//! connection also asks the server to end it when it goes quiet: TCP
+//! keepalives and `tcp_user_timeout` for a host or network that vanished,
+//! `idle_session_timeout` for a frozen process (a working leader touches
+//! the connection every poll interval, and pings it while it waits on
+//! Kafka). And a leader that cannot get acknowledgements from Kafka for
+//! `RELAY_KAFKA_GIVE_UP` gives the lock up itself and stands back, so a
+//! replica that may reach Kafka can try.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orderflow_outbox::{NOTIFY_CHANNEL, Shard};
 use rdkafka::producer::FutureProducer;
@@ -17,7 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::publisher::{Outcome, publish_batch};
+use crate::publisher::{Limits, Outcome, Waits, publish_batch};
 
 /// First of the two advisory-lock keys; the second is the shard index.
 const LOCK_NAMESPACE: i32 = 0x4f46;
@@ -31,6 +40,12 @@ pub struct Relay {
     pub batch_size: i64,
     pub poll_interval: Duration,
     pub standby_poll: Duration,
+    /// How long a frozen or cut-off leader keeps the lock at most.
+    pub leader_timeout: Duration,
+    /// How long a leader tries Kafka before it gives the lock up.
+    pub kafka_give_up: Duration,
+    /// The topic's `max.message.bytes`.
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for Relay {
@@ -62,7 +77,20 @@ pub async fn run_shard(
         // Closing the connection releases the lock for a standby.
         let _ = conn.close().await;
         match result {
-            Ok(()) => return Ok(()),
+            Ok(Led::Cancelled) => return Ok(()),
+            Ok(Led::GaveUp(silent)) => {
+                tracing::error!(
+                    shard = shard.index,
+                    seconds = silent.as_secs(),
+                    "relay.leader kafka unreachable; gave the lock up for a standby"
+                );
+                metrics::counter!("relay_leader_give_ups_total", "shard" => label.clone())
+                    .increment(1);
+                // Stand back long enough for a standby's next try to win.
+                if sleep_or_cancel(relay.standby_poll * 3, &token).await {
+                    return Ok(());
+                }
+            }
             Err(err) => {
                 tracing::warn!(shard = shard.index, error = %err, "relay.leader lost; standing by");
                 if sleep_or_cancel(relay.standby_poll, &token).await {
@@ -90,7 +118,20 @@ async fn acquire(relay: &Relay, shard: Shard, token: &CancellationToken) -> Opti
 }
 
 async fn try_lock(relay: &Relay, shard: Shard) -> sqlx::Result<Option<PgConnection>> {
-    let mut conn = relay.connect.connect().await?;
+    let timeout_ms = relay.leader_timeout.as_millis().to_string();
+    let keepalive = (relay.leader_timeout.as_secs() / 3).max(1).to_string();
+    let mut conn = relay
+        .connect
+        .clone()
+        .options([
+            ("idle_session_timeout", timeout_ms.as_str()),
+            ("tcp_user_timeout", timeout_ms.as_str()),
+            ("tcp_keepalives_idle", keepalive.as_str()),
+            ("tcp_keepalives_interval", keepalive.as_str()),
+            ("tcp_keepalives_count", "3"),
+        ])
+        .connect()
+        .await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
         .bind(LOCK_NAMESPACE)
         .bind(shard.index as i32)
@@ -104,42 +145,77 @@ async fn try_lock(relay: &Relay, shard: Shard) -> sqlx::Result<Option<PgConnecti
     }
 }
 
-/// Publishes while holding the lock. Returns `Ok` when cancelled and `Err`
-/// when the database connection failed (leadership is then in doubt).
+/// How a term as leader ended.
+enum Led {
+    Cancelled,
+    /// Kafka acknowledged nothing for this long.
+    GaveUp(Duration),
+}
+
+/// Publishes while holding the lock. `Err` when the database connection
+/// failed (leadership is then in doubt).
 async fn lead(
     relay: &Relay,
     conn: &mut PgConnection,
     shard: Shard,
     token: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Led> {
     // Listen before the first read, so no commit between the read and the
     // wait can go unnoticed.
     let mut listener = PgListener::connect_with(&relay.pool).await?;
     listener.listen(NOTIFY_CHANNEL).await?;
     let mut backoff = Duration::from_millis(100);
+    let mut failing_since: Option<Instant> = None;
+    let waits = Waits {
+        ping_every: (relay.leader_timeout / 3).max(Duration::from_millis(200)),
+        give_up: relay.kafka_give_up,
+    };
     loop {
         if token.is_cancelled() {
-            return Ok(());
+            return Ok(Led::Cancelled);
         }
-        match publish_batch(conn, &relay.producer, &relay.topic, shard, relay.batch_size).await? {
-            Outcome::Published(n) => {
+        match publish_batch(
+            conn,
+            &relay.producer,
+            &relay.topic,
+            &relay.limits,
+            shard,
+            relay.batch_size,
+            waits,
+        )
+        .await?
+        {
+            Outcome::Published { published, parked } => {
                 backoff = Duration::from_millis(100);
-                tracing::debug!(shard = shard.index, published = n, "relay.publish batch");
-                if (n as i64) < relay.batch_size && wait_for_work(relay, &mut listener, token).await
+                failing_since = None;
+                tracing::debug!(
+                    shard = shard.index,
+                    published,
+                    parked,
+                    "relay.publish batch"
+                );
+                if ((published + parked) as i64) < relay.batch_size
+                    && wait_for_work(relay, &mut listener, token).await
                 {
-                    return Ok(());
+                    return Ok(Led::Cancelled);
                 }
             }
             Outcome::Idle => {
+                failing_since = None;
                 if wait_for_work(relay, &mut listener, token).await {
-                    return Ok(());
+                    return Ok(Led::Cancelled);
                 }
             }
+            Outcome::Unreachable(silent) => return Ok(Led::GaveUp(silent)),
             Outcome::Retry(err) => {
                 metrics::counter!("relay_publish_errors_total").increment(1);
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= relay.kafka_give_up {
+                    return Ok(Led::GaveUp(since.elapsed()));
+                }
                 tracing::warn!(shard = shard.index, error = %err, backoff = ?backoff, "relay.publish kafka refused; retrying the batch");
                 if sleep_or_cancel(backoff, token).await {
-                    return Ok(());
+                    return Ok(Led::Cancelled);
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -200,6 +276,10 @@ pub async fn housekeeping(
                 metrics::gauge!("relay_backlog_oldest_seconds").set(age);
             }
             Err(err) => tracing::warn!(error = %err, "relay.backlog query failed"),
+        }
+        match orderflow_outbox::parked_count(&mut conn).await {
+            Ok(parked) => metrics::gauge!("relay_parked_rows").set(parked as f64),
+            Err(err) => tracing::warn!(error = %err, "relay.parked query failed"),
         }
         if ticks.is_multiple_of(12) {
             loop {

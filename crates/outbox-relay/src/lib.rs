@@ -53,6 +53,14 @@ pub struct Settings {
     /// Number of shards (one active relay each); every replica must agree.
     #[arg(long, env = "RELAY_SHARDS", default_value_t = 1)]
     pub shards: i64,
+    /// Longest a frozen or cut-off leader keeps a shard's lock: the lock
+    /// connection's `idle_session_timeout` and `tcp_user_timeout`.
+    #[arg(long, env = "RELAY_LEADER_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub leader_timeout: Duration,
+    /// A leader that gets no acknowledgement from Kafka for this long gives
+    /// the lock up, so a standby can try.
+    #[arg(long, env = "RELAY_KAFKA_GIVE_UP", default_value = "60s", value_parser = parse_duration)]
+    pub kafka_give_up: Duration,
     /// Published rows are deleted after this long.
     #[arg(long, env = "OUTBOX_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub outbox_retention: Duration,
@@ -64,6 +72,11 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
     anyhow::ensure!(
         settings.batch_size >= 1,
         "RELAY_BATCH_SIZE must be at least 1"
+    );
+    anyhow::ensure!(
+        settings.leader_timeout > settings.poll_interval * 2,
+        "RELAY_LEADER_TIMEOUT must be more than twice RELAY_POLL_INTERVAL: \
+         a working leader touches its lock connection once per poll"
     );
     let pool = postgres::pool(
         &settings.write_db.url,
@@ -128,6 +141,16 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         batch_size: settings.batch_size,
         poll_interval: settings.poll_interval,
         standby_poll: settings.standby_poll,
+        leader_timeout: settings.leader_timeout,
+        kafka_give_up: settings.kafka_give_up,
+        limits: publisher::Limits::new(
+            settings
+                .kafka
+                .client_config(NAME)
+                .create()
+                .context("creating the Kafka admin client")?,
+            settings.kafka.events_topic.clone(),
+        ),
     });
     let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
     service.serve(

@@ -132,3 +132,19 @@ async fn setup_refuses_an_events_topic_with_fewer_partitions_naming_it() {
     );
     assert_eq!(partitions(&topic), Some(2), "the topic is left as it was");
 }
+
+#[tokio::test]
+async fn setup_refuses_one_database_for_both_models() {
+    let db = fresh_database("setup_same").await;
+    let topic = unique_name("setup-same").replace('_', "-");
+    let refused = setup(&db.url, &db.url, &topic, &[]).await;
+    assert!(!refused.status.success(), "must refuse: {}", text(&refused));
+    let out = text(&refused);
+    assert!(out.contains("point at the same database"), "{out}");
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("query");
+    assert_eq!(tables, 0, "nothing was written");
+}

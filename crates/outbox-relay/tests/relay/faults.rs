@@ -210,3 +210,91 @@ async fn broker_restart_mid_stream_loses_nothing() {
     );
     drop(broker);
 }
+
+/// A leader frozen in place (SIGSTOP: its sockets stay open, so the lock
+/// would never die with the connection) loses the lock to the standby
+/// within `RELAY_LEADER_TIMEOUT`, and nothing is lost or inverted.
+#[tokio::test]
+async fn a_frozen_leader_loses_its_lock_to_the_standby() {
+    const ORDERS: usize = 20;
+    const VERSIONS: i64 = 10;
+    let db = outbox_db().await;
+    let topic = events_topic().await;
+    let settings = [("RELAY_LEADER_TIMEOUT", "3s")];
+    let a = RelayProcess::start_with(&db, &topic, &kafka_brokers(), &settings);
+    eventually(
+        "the first relay to lead",
+        Duration::from_secs(60),
+        || async { a.is_leader().await.then_some(()) },
+    )
+    .await;
+    let b = RelayProcess::start_with(&db, &topic, &kafka_brokers(), &settings);
+    a.signal("STOP");
+    let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
+    write_events(&db, &orders, VERSIONS, 2).await;
+    eventually(
+        "the standby to take over from the frozen leader",
+        Duration::from_secs(60),
+        || async { b.is_leader().await.then_some(()) },
+    )
+    .await;
+    drained(&db, Duration::from_secs(60)).await;
+    a.signal("CONT");
+    let seen = consume_all(&topic, &orders, VERSIONS, Duration::from_secs(60)).await;
+    assert_eq!(seen.applied.len(), ORDERS);
+}
+
+/// A leader whose Kafka is gone gives the lock up after
+/// `RELAY_KAFKA_GIVE_UP`, and a standby that reaches Kafka publishes.
+/// (The two relays are pointed at different brokers to make "this replica
+/// cannot reach Kafka" happen to one of them only.)
+#[tokio::test]
+async fn a_leader_that_cannot_reach_kafka_gives_the_lock_to_a_standby() {
+    const ORDERS: usize = 20;
+    const VERSIONS: i64 = 5;
+    let broker = tokio::task::spawn_blocking(PrivateBroker::start)
+        .await
+        .expect("broker");
+    let db = outbox_db().await;
+    let topic = orderflow_testkit::fresh_topics_on(&broker.brokers(), "relay-giveup", 6)
+        .await
+        .events;
+    let settings = orderflow_topology::TopicSettings::default();
+    orderflow_topology::topics::ensure_all(
+        &orderflow_testkit::kafka_config(),
+        &settings.specs(&topic, &format!("{topic}.dlq")),
+    )
+    .await
+    .expect("the same topic on the shared broker");
+    let waits = [
+        ("RELAY_KAFKA_GIVE_UP", "3s"),
+        ("RELAY_LEADER_TIMEOUT", "3s"),
+    ];
+    let a = RelayProcess::start_with(&db, &topic, &broker.brokers(), &waits);
+    eventually(
+        "the first relay to lead",
+        Duration::from_secs(60),
+        || async { a.is_leader().await.then_some(()) },
+    )
+    .await;
+    let b = RelayProcess::start_with(&db, &topic, &kafka_brokers(), &waits);
+    let broker = tokio::task::spawn_blocking(move || {
+        broker.stack("down");
+        broker
+    })
+    .await
+    .expect("stop the private broker");
+    let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
+    write_events(&db, &orders, VERSIONS, 2).await;
+    eventually(
+        "the standby to take over",
+        Duration::from_secs(90),
+        || async { b.is_leader().await.then_some(()) },
+    )
+    .await;
+    drained(&db, Duration::from_secs(90)).await;
+    let seen = consume_all(&topic, &orders, VERSIONS, Duration::from_secs(60)).await;
+    assert_eq!(seen.applied.len(), ORDERS);
+    drop(a);
+    drop(broker);
+}

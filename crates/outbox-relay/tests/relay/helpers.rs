@@ -38,6 +38,31 @@ pub async fn append(db: &TestDatabase, order: Uuid, version: i64) {
     tx.commit().await.expect("commit");
 }
 
+/// Appends version `version` of `order` with an envelope of at least
+/// `bytes` bytes (a cancellation with a long, random, so incompressible,
+/// reason).
+pub async fn append_large(db: &TestDatabase, order: Uuid, version: i64, bytes: usize) {
+    let meta = EventMeta {
+        correlation_id: Uuid::now_v7(),
+        causation_id: Uuid::now_v7(),
+        occurred_at: time::OffsetDateTime::now_utc(),
+    };
+    let event = OrderEventV1::Cancelled(orderflow_contracts::v1::OrderCancelled {
+        order_id: order,
+        reason: (0..bytes / 32 + 1)
+            .map(|_| Uuid::new_v4().simple().to_string())
+            .collect(),
+        refund_minor: None,
+        cancelled_at: meta.occurred_at,
+    });
+    let envelope = event.into_envelope(OrderId(order), version, meta);
+    let mut tx = db.pool.begin().await.expect("begin");
+    orderflow_outbox::append(&mut tx, &[envelope], None)
+        .await
+        .expect("append");
+    tx.commit().await.expect("commit");
+}
+
 pub async fn append_in(conn: &mut sqlx::PgConnection, order: Uuid, version: i64) {
     let meta = EventMeta {
         correlation_id: Uuid::now_v7(),
@@ -188,12 +213,22 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     pub fn start(db: &TestDatabase, topic: &str, brokers: &str) -> Self {
+        Self::start_with(db, topic, brokers, &[])
+    }
+
+    /// [`RelayProcess::start`] with extra environment.
+    pub fn start_with(
+        db: &TestDatabase,
+        topic: &str,
+        brokers: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let ops_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
             .env("WRITE_DATABASE_URL", &db.url)
             .env("KAFKA_BROKERS", brokers)
             .env("EVENTS_TOPIC", topic)
-            .env("EVENTS_TOPIC_PARTITIONS", "6")
+            .envs(extra.iter().copied())
             .env("OPS_ADDR", format!("127.0.0.1:{ops_port}"))
             .env("RELAY_STANDBY_POLL", "200ms")
             .env("RELAY_BATCH_SIZE", "200")
@@ -204,6 +239,16 @@ impl RelayProcess {
             .spawn()
             .expect("starting the outbox-relay binary");
         Self { child, ops_port }
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// `kill -9`.

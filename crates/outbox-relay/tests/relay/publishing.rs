@@ -9,7 +9,9 @@ use rdkafka::message::Headers as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{append, append_in, consume_all, drained, events_topic, free_port, outbox_db};
+use crate::helpers::{
+    append, append_in, append_large, consume_all, drained, events_topic, free_port, outbox_db,
+};
 
 /// Runs the relay in this process until the returned token is cancelled.
 fn start_relay(
@@ -153,4 +155,87 @@ async fn refuses_to_start_without_its_topic() {
             && message.contains("orderctl setup"),
         "{message}"
     );
+}
+
+/// An envelope over the topic's `max.message.bytes` is parked: the other
+/// orders keep flowing, its own order's later rows wait behind it, and once
+/// the limit is raised a re-drive publishes it and its followers in order.
+#[tokio::test]
+async fn a_row_kafka_cannot_take_is_parked_and_only_its_order_waits() {
+    let db = outbox_db().await;
+    let topic = unique_name("relay-park").replace('_', "-");
+    let settings = orderflow_topology::TopicSettings {
+        partitions: 3,
+        max_message_bytes: Some(4096),
+        ..orderflow_topology::TopicSettings::default()
+    };
+    orderflow_topology::topics::ensure_all(
+        &kafka_config(),
+        &settings.specs(&topic, &format!("{topic}.dlq")),
+    )
+    .await
+    .expect("topics");
+    let (stuck, flowing) = (Uuid::now_v7(), Uuid::now_v7());
+    append(&db, stuck, 1).await;
+    append_large(&db, stuck, 2, 10_000).await;
+    append(&db, stuck, 3).await;
+    for version in 1..=3 {
+        append(&db, flowing, version).await;
+    }
+    let (token, relay) = start_relay(&db, &topic, &["--poll-interval", "200ms"]);
+
+    consume_all(&topic, &[flowing], 3, Duration::from_secs(60)).await;
+    consume_all(&topic, &[stuck], 1, Duration::from_secs(60)).await;
+    let parked = orderflow_testkit::eventually(
+        "the large row to be parked",
+        Duration::from_secs(60),
+        || async {
+            let mut conn = db.pool.acquire().await.ok()?;
+            let rows = orderflow_outbox::parked(&mut conn).await.ok()?;
+            (rows.len() == 1).then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(
+        (parked[0].aggregate_id, parked[0].aggregate_version),
+        (stuck, 2)
+    );
+    assert_eq!(parked[0].waiting, 1, "version 3 waits behind it");
+    let reason = parked[0].park_reason.clone().unwrap_or_default();
+    assert!(reason.contains("max.message.bytes (4096)"), "{reason}");
+    // Everything else is marked published just after the park.
+    orderflow_testkit::eventually("only the stuck order's rows left", Duration::from_secs(60), || async {
+        let unpublished: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT aggregate_id, aggregate_version FROM outbox WHERE published_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .ok()?;
+        (unpublished == vec![(stuck, 2), (stuck, 3)]).then_some(())
+    })
+    .await;
+
+    // The fix: a larger limit on the topic; then the re-drive.
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        kafka_config().create().expect("admin");
+    let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&topic))
+        .set("max.message.bytes", "1048588");
+    let altered = admin
+        .alter_configs([&alter], &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("alter");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    let mut conn = db.pool.acquire().await.expect("conn");
+    assert_eq!(
+        orderflow_outbox::redrive(&mut conn, None)
+            .await
+            .expect("redrive"),
+        1
+    );
+    drop(conn);
+    let seen = consume_all(&topic, &[stuck, flowing], 3, Duration::from_secs(60)).await;
+    assert_eq!(seen.applied.get(&stuck), Some(&3));
+    drained(&db, Duration::from_secs(60)).await;
+    token.cancel();
+    relay.await.expect("join").expect("relay stops cleanly");
 }
