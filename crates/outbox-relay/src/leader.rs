@@ -66,6 +66,8 @@ pub async fn run_shard(
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let label = shard.index.to_string();
+    // A standby reports 0 from the start, so "no leader" can be alerted on.
+    metrics::gauge!("relay_leader", "shard" => label.clone()).set(0.0);
     loop {
         let Some(mut conn) = acquire(&relay, shard, &token).await else {
             return Ok(());

@@ -63,6 +63,28 @@ impl ServiceProcess {
         }
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to end.
+    pub async fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM {} failed", self.name);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} still running {timeout:?} after SIGTERM",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn ready(&mut self, timeout: Duration) {
         let url = format!("{}/readyz", self.base);
