@@ -263,7 +263,11 @@ impl<P: Projection> Runtime<P> {
             }
             match decode_message(message) {
                 Ok(event) => events.push(event),
-                Err(reason) => self.dead_letter_or_stall(message, &reason, 1).await,
+                Err(reason) => {
+                    let outcome = self.dead_letter_or_stall(message, &reason, 1).await;
+                    metrics::counter!("projector_events_total", "projector" => name, "outcome" => outcome)
+                        .increment(1);
+                }
             }
         }
         let seen = loop {
@@ -389,8 +393,7 @@ impl<P: Projection> Runtime<P> {
                 Outcome::Invalid(reason) => {
                     let message = envelope_message(event);
                     self.dead_letter_or_stall(&message, reason, self.settings.max_attempts)
-                        .await;
-                    "dead_lettered"
+                        .await
                 }
             };
             metrics::counter!("projector_events_total", "projector" => name, "outcome" => label)
@@ -618,9 +621,15 @@ impl<P: Projection> Runtime<P> {
 
     /// Dead-letters `message`, or stops its partition at it when that fails
     /// (see `stalls`): the poison is neither lost nor in anyone else's way.
-    async fn dead_letter_or_stall(&self, message: &RawMessage, reason: &str, attempts: u32) {
+    /// Returns the outcome to count: `dead_lettered` or `stalled`.
+    async fn dead_letter_or_stall(
+        &self,
+        message: &RawMessage,
+        reason: &str,
+        attempts: u32,
+    ) -> &'static str {
         let Err(error) = self.dead_letter(message, reason, attempts).await else {
-            return;
+            return "dead_lettered";
         };
         let name = self.projection.name();
         metrics::counter!("projector_dlq_errors_total", "projector" => name).increment(1);
@@ -649,6 +658,7 @@ impl<P: Projection> Runtime<P> {
             tracing::warn!(projector = name, error = %err, "projector.dlq pausing the partition failed");
         }
         self.report_stalls();
+        "stalled"
     }
 
     /// Tries each stalled partition's dead letter again, in the background
