@@ -89,6 +89,8 @@ pub struct StockInput {
 }
 
 const MAX_STOCK: i64 = 1_000_000_000;
+/// Longest email, in characters as sent (the OpenAPI `maxLength`).
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 struct ValidCustomer {
     name: Text,
@@ -98,7 +100,17 @@ struct ValidCustomer {
 fn validate_customer(input: &CustomerInput) -> ApiResult<ValidCustomer> {
     let mut errors = Vec::new();
     let name = Text::parse(&input.name, 200).map_err(|e| errors.push(field("name", e)));
-    let email = Email::parse(&input.email).map_err(|e| errors.push(field("email", e)));
+    // The published `maxLength` counts the string as sent, surrounding
+    // whitespace included (what `Email::parse` trims first).
+    let email = if input.email.chars().count() > MAX_EMAIL_CHARS {
+        errors.push(field(
+            "email",
+            format!("at most {MAX_EMAIL_CHARS} characters"),
+        ));
+        Err(())
+    } else {
+        Email::parse(&input.email).map_err(|e| errors.push(field("email", e)))
+    };
     match (name, email) {
         (Ok(name), Ok(email)) if errors.is_empty() => Ok(ValidCustomer { name, email }),
         _ => Err(ApiError::Validation(errors)),

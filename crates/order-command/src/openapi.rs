@@ -54,7 +54,7 @@ pub fn text_pattern(max: usize, blank_ok: bool) -> String {
 
 /// `orderflow_domain::Email`: `local@domain`, no whitespace or control
 /// character inside, the domain with a dot that is neither first nor last
-/// (at most 254 characters, given as `maxLength`).
+/// (at most 254 characters as sent, whitespace included: `maxLength`).
 pub fn email_pattern() -> String {
     let part = format!(r"[^@\x00-\x20\x7f-\x9f{SPACE_SEPARATORS}]");
     let edge = format!(r"[^@.\x00-\x20\x7f-\x9f{SPACE_SEPARATORS}]");
@@ -134,7 +134,7 @@ impl Modify for Constraints {
                 }
                 Rule::Email => {
                     property.pattern = Some(email_pattern());
-                    property.max_length = Some(254);
+                    property.max_length = Some(crate::catalog::MAX_EMAIL_CHARS);
                 }
                 Rule::Pattern(p) => property.pattern = Some(p),
             }

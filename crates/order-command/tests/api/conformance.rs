@@ -92,3 +92,25 @@ async fn if_match_accepts_exactly_the_published_forms() {
         .await;
     assert_eq!(deliver.status, StatusCode::OK, "{}", deliver.body);
 }
+
+/// An email padded with whitespace to more than `maxLength` (254) was
+/// accepted: the server trimmed before counting. The limit now counts the
+/// string as sent, as the document says.
+#[tokio::test]
+async fn an_email_longer_than_its_max_length_is_refused_even_padded() {
+    let app = spawn().await;
+    let local = "a".repeat(240);
+    let padded = format!("          {local}@example.com");
+    assert_eq!(padded.chars().count(), 262);
+    let reply = app
+        .post("/customers", &json!({"name": "Ada", "email": padded}))
+        .await;
+    reply.assert_problem(422, "validation");
+    assert_eq!(reply.body["errors"][0]["field"], "email", "{}", reply.body);
+    let fits = format!("  {}@example.com  ", "b".repeat(238));
+    assert_eq!(fits.chars().count(), 254);
+    let reply = app
+        .post("/customers", &json!({"name": "Ada", "email": fits}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
