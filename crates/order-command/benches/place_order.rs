@@ -89,7 +89,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let db = orderflow_testkit::fresh_database("bench_cmd").await;
-    order_command::MIGRATOR
+    orderflow_writemodel::MIGRATOR
         .run(&db.pool)
         .await
         .expect("migrate");

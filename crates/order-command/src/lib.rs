@@ -13,7 +13,6 @@ pub mod faults;
 pub mod idempotency;
 pub mod openapi;
 pub mod orders;
-pub mod readback;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -171,7 +171,7 @@ async fn ensure_dataset(orders: i64, lines: i32) -> (PgPool, PgPool) {
     }
     let write = pool(WRITE_DB).await;
     let read = pool(READ_DB).await;
-    order_command::MIGRATOR.run(&write).await.unwrap();
+    orderflow_writemodel::MIGRATOR.run(&write).await.unwrap();
     orderflow_projector::MIGRATOR.run(&read).await.unwrap();
     if reseed || !seeded {
         let report = seed(

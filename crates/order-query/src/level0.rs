@@ -15,7 +15,7 @@ pub async fn get_order(
     State(state): State<AppState>,
     OrderPath(id): OrderPath,
 ) -> QueryResult<Response> {
-    let found = order_command::readback::summaries(&state.write, Some(&[id]))
+    let found = orderflow_writemodel::readback::summaries(&state.write, Some(&[id]))
         .await
         .map_err(|e| QueryError::Unavailable(e.to_string()))?
         .pop()
@@ -33,7 +33,7 @@ pub async fn recent_orders(
     params: RawParams,
 ) -> QueryResult<Response> {
     params.only(&["limit"])?;
-    let items = order_command::readback::recent(&state.write, params.limit()?)
+    let items = orderflow_writemodel::readback::recent(&state.write, params.limit()?)
         .await
         .map_err(|e| QueryError::Unavailable(e.to_string()))?;
     Ok((

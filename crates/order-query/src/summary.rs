@@ -131,7 +131,7 @@ pub async fn get_order(
     params.only(&["min_version", "consistency"])?;
     let min_version = params.min_version()?;
     if params.strong()? {
-        let found = order_command::readback::summaries(&state.write, Some(&[id]))
+        let found = orderflow_writemodel::readback::summaries(&state.write, Some(&[id]))
             .await
             .map_err(|e| QueryError::Unavailable(e.to_string()))?
             .pop()

@@ -141,5 +141,5 @@ async fn read_batch(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    order_command::readback::summaries(&write, Some(&ids)).await
+    Ok(orderflow_writemodel::readback::summaries(&write, Some(&ids)).await?)
 }

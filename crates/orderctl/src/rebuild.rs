@@ -149,7 +149,7 @@ async fn refill(
             .await?;
     let mut written = 0;
     for chunk in changed.chunks(usize::try_from(batch)?) {
-        let summaries = order_command::readback::summaries(write, Some(chunk)).await?;
+        let summaries = orderflow_writemodel::readback::summaries(write, Some(chunk)).await?;
         written += projection.backfill(&summaries).await?;
     }
     Ok((changed.len() as u64, written))

@@ -359,7 +359,7 @@ pub async fn reconcile(
         for store in &stores {
             stored.push(store.load(targets, &ids).await?);
         }
-        let expected = order_command::readback::summaries(write, Some(&ids)).await?;
+        let expected = orderflow_writemodel::readback::summaries(write, Some(&ids)).await?;
         for (i, stored) in stored.iter().enumerate() {
             reports[i].checked += expected.len() as u64;
             suspects[i].extend(
@@ -378,7 +378,7 @@ pub async fn reconcile(
     for (i, store) in stores.iter().enumerate() {
         for chunk in suspects[i].chunks(usize::try_from(options.batch)?) {
             let stored = store.load(targets, chunk).await?;
-            let expected = order_command::readback::summaries(write, Some(chunk)).await?;
+            let expected = orderflow_writemodel::readback::summaries(write, Some(chunk)).await?;
             let drifted: Vec<(Uuid, Drift, i64)> = expected
                 .iter()
                 .filter_map(|want| {

@@ -87,7 +87,7 @@ async fn main() {
     let rate = env_or("BENCH_RATE", 500);
     let secs = env_or("BENCH_SECS", 10);
     let db = fresh_database("bench_relay").await;
-    order_command::MIGRATOR
+    orderflow_writemodel::MIGRATOR
         .run(&db.pool)
         .await
         .expect("migrate");

@@ -240,7 +240,7 @@ fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
 /// The whole pipeline at a steady rate; visibility latency per read model.
 async fn steady(rate: u64, secs: u64) -> (f64, Vec<(&'static str, f64, f64, usize)>) {
     let write = fresh_database("bench_write").await;
-    order_command::MIGRATOR
+    orderflow_writemodel::MIGRATOR
         .run(&write.pool)
         .await
         .expect("migrate");

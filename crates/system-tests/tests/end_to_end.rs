@@ -118,7 +118,7 @@ async fn every_read_model_matches_the_write_model_after_2000_commands() {
     println!("e2e: {commands} commands: {totals:?}");
 
     // The reference: the write model read back as summaries.
-    let expected = order_command::readback::summaries(&write.pool, None)
+    let expected = orderflow_writemodel::readback::summaries(&write.pool, None)
         .await
         .expect("write model");
     assert_eq!(expected.len(), ORDERS);

@@ -64,7 +64,7 @@ pub async fn spawn() -> TestApp {
 
 pub async fn spawn_with_ttl(idempotency_ttl: Duration) -> TestApp {
     let db = fresh_database("cmd").await;
-    order_command::MIGRATOR
+    orderflow_writemodel::MIGRATOR
         .run(&db.pool)
         .await
         .expect("migrations apply");

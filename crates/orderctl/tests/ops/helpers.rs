@@ -1,7 +1,6 @@
 //! Stores, a seeded plan and a command API shared by the orderctl tests.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use elasticsearch::{Elasticsearch, MgetParts};
@@ -140,23 +139,38 @@ pub async fn snapshot(stores: &mut Stores, orders: &[Uuid]) -> Snapshot {
     }
 }
 
-/// Serves the command API on the seeded write database.
-pub async fn command_api(pool: PgPool) -> String {
-    let state = order_command::app::AppState {
-        pool,
-        idempotency_ttl: Duration::from_secs(3600),
-        faults: Arc::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, order_command::app::router(state))
-            .await
-            .expect("command api");
-    });
-    base
+/// The command service, as a process of the built `order-command` binary,
+/// on the seeded write database; stopped when dropped. Formats (and
+/// derefs) as its base URL.
+pub struct CommandApi(system_tests::ServiceProcess);
+
+impl std::ops::Deref for CommandApi {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0.base
+    }
+}
+
+impl std::fmt::Display for CommandApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.base)
+    }
+}
+
+/// Starts the command service on the write database at `url`.
+pub async fn command_api(url: &str) -> CommandApi {
+    let port = system_tests::free_port();
+    let mut process = system_tests::ServiceProcess::start(
+        "order-command",
+        port,
+        &[
+            ("WRITE_DATABASE_URL", url.to_owned()),
+            ("COMMAND_HTTP_ADDR", format!("127.0.0.1:{port}")),
+            ("MIGRATE_ON_START", "false".to_owned()),
+        ],
+    );
+    process.ready(Duration::from_secs(60)).await;
+    CommandApi(process)
 }
 
 pub async fn order_with_status(pool: &PgPool, status: &str, paid: bool) -> Uuid {

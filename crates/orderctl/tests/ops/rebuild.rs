@@ -84,7 +84,7 @@ async fn a_rebuild_swaps_in_a_fresh_index_that_equals_the_write_model() {
 
     // An order that moved on a moment ago (its row's updated_at is recent):
     // both catch-up passes look at it again.
-    let api = command_api(pool.clone()).await;
+    let api = command_api(&stores.write.url).await;
     let moved = pay_a_placed_order(&api, &pool).await;
 
     let report = rebuild_search(&pool, &stores.search, &alias, 100, false, &token)

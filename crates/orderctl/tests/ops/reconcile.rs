@@ -99,7 +99,7 @@ async fn reconcile_names_every_kind_of_drift_and_repair_fixes_it() {
 
     // The write model moves on without the projectors: one order paid
     // (behind everywhere), one placed (missing everywhere).
-    let api = command_api(pool.clone()).await;
+    let api = command_api(&stores.write.url).await;
     let http = reqwest::Client::new();
     let paid = pay_a_placed_order(&api, &pool).await;
     let (customer, product): (Uuid, Uuid) = sqlx::query_as(
@@ -223,7 +223,7 @@ async fn reconcile_names_every_kind_of_drift_and_repair_fixes_it() {
     assert_eq!(drift(&after, "search"), BTreeMap::from([(Drift::Ahead, 1)]));
     assert_eq!(after.unresolved(), 1);
 
-    let truth: Vec<OrderSummary> = order_command::readback::summaries(&pool, None)
+    let truth: Vec<OrderSummary> = orderflow_writemodel::readback::summaries(&pool, None)
         .await
         .expect("readback");
     let ids: Vec<Uuid> = truth.iter().map(|s| s.order_id).collect();
@@ -257,7 +257,7 @@ async fn a_repair_never_overwrites_what_a_projector_moved_on() {
         .await
         .expect("backfill");
     let order = delivered(&pool, 1).await[0];
-    let mut want = order_command::readback::summaries(&pool, Some(&[order]))
+    let mut want = orderflow_writemodel::readback::summaries(&pool, Some(&[order]))
         .await
         .expect("readback")
         .remove(0);

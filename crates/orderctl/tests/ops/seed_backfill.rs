@@ -76,7 +76,7 @@ async fn seed_writes_a_coherent_write_model_the_command_service_accepts() {
     );
 
     // The command service takes seeded orders further, version by version.
-    let api = command_api(pool.clone()).await;
+    let api = command_api(&stores.write.url).await;
     let http = reqwest::Client::new();
     let placed = order_with_status(pool, "placed", false).await;
     let paid = order_with_status(pool, "paid", true).await;
@@ -140,7 +140,7 @@ async fn backfill_makes_every_read_model_equal_to_the_write_model_and_never_goes
         "every order written to every read model"
     );
 
-    let truth: Vec<OrderSummary> = order_command::readback::summaries(&pool, None)
+    let truth: Vec<OrderSummary> = orderflow_writemodel::readback::summaries(&pool, None)
         .await
         .expect("readback");
     let ids: Vec<Uuid> = truth.iter().map(|s| s.order_id).collect();
@@ -176,7 +176,7 @@ async fn backfill_makes_every_read_model_equal_to_the_write_model_and_never_goes
 
     // One order moves on in the write model; another is newer in the read
     // models than the write model says (a projector that got there first).
-    let api = command_api(pool.clone()).await;
+    let api = command_api(&stores.write.url).await;
     let moved = pay_a_placed_order(&api, &pool).await;
     let ahead = *ids.iter().find(|id| **id != moved).expect("another order");
     sqlx::query("UPDATE order_summary SET version = 99, status = 'ahead' WHERE order_id = $1")

@@ -25,10 +25,7 @@ macro_rules! summaries_of {
 
 /// Summaries of `orders` (all orders when `None`) as the write model has
 /// them, newest first.
-pub async fn summaries(
-    pool: &PgPool,
-    orders: Option<&[Uuid]>,
-) -> anyhow::Result<Vec<OrderSummary>> {
+pub async fn summaries(pool: &PgPool, orders: Option<&[Uuid]>) -> sqlx::Result<Vec<OrderSummary>> {
     let rows: Vec<sqlx::types::Json<OrderSummary>> = match orders {
         Some(ids) => {
             sqlx::query_scalar(summaries_of!("SELECT id FROM orders WHERE id = ANY($1)"))
@@ -46,7 +43,7 @@ pub async fn summaries(
 }
 
 /// The `limit` newest orders' summaries, joined from the write model.
-pub async fn recent(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<OrderSummary>> {
+pub async fn recent(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<OrderSummary>> {
     let rows: Vec<sqlx::types::Json<OrderSummary>> = sqlx::query_scalar(summaries_of!(
         "SELECT id FROM orders ORDER BY placed_at DESC, id DESC LIMIT $1"
     ))
