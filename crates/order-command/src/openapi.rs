@@ -4,11 +4,13 @@
 //!
 //! The document says what the server enforces. Ranges, item counts and
 //! statuses are in the handlers' annotations; the text rules, whose exact
-//! regular expressions are long, are written once here ([`text_pattern`] and
-//! friends) and put on the fields and headers by [`Constraints`]. The
+//! regular expressions are long, are written once (`orderflow_service::openapi`
+//! and here) and put on the fields and headers by [`Constraints`]. The
 //! patterns use only syntax that ECMA-262 and Python's `re` (what
 //! schemathesis generates from) read alike.
 
+use orderflow_service::openapi::{SPACE_SEPARATORS, WHITESPACE};
+pub use orderflow_service::openapi::{set_parameter_pattern, text_pattern};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -28,28 +30,6 @@ pub struct ProblemDoc {
     pub current_state: Option<String>,
     /// On `version-mismatch` problems.
     pub current_version: Option<i64>,
-}
-
-/// Whitespace that Rust's `str::trim` removes (Unicode `White_Space`), as
-/// the inside of a character class.
-const WHITESPACE: &str = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
-/// Non-control whitespace (control characters are excluded separately).
-const SPACE_SEPARATORS: &str = r"\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
-/// Control characters (Unicode `Cc`, Rust's `char::is_control`).
-const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
-
-/// What `orderflow_domain::Text::parse(raw, max)` accepts: after trimming
-/// whitespace, 1 to `max` characters, none of them a control character.
-/// With `blank_ok`, also nothing but whitespace (an optional field left
-/// blank).
-pub fn text_pattern(max: usize, blank_ok: bool) -> String {
-    let edge = format!(r"[^\x00-\x20\x7f-\x9f{SPACE_SEPARATORS}]");
-    let inner = format!("[^{CONTROL}]");
-    let mut core = format!("{edge}({inner}{{0,{}}}{edge})?", max.saturating_sub(2));
-    if blank_ok {
-        core = format!("({core})?");
-    }
-    format!("^[{WHITESPACE}]*{core}[{WHITESPACE}]*$")
 }
 
 /// `orderflow_domain::Email`: `local@domain`, no whitespace or control
@@ -171,28 +151,6 @@ fn property<'d>(
     match object.properties.get_mut(field)? {
         RefOr::T(Schema::Object(property)) => Some(property),
         _ => None,
-    }
-}
-
-/// Sets `pattern` on every parameter (header or query) called `name`.
-pub fn set_parameter_pattern(doc: &mut Document, name: &str, pattern: &str) {
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            for parameter in operation.parameters.iter_mut().flatten() {
-                if parameter.name == name
-                    && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
-                {
-                    object.pattern = Some(pattern.to_owned());
-                }
-            }
-        }
     }
 }
 

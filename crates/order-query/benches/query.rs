@@ -227,16 +227,16 @@ async fn ensure_dataset(orders: i64, lines: i32) -> (PgPool, PgPool) {
             "dataset: backfilling (write {write_count}, summary {summary_count}, search {documents}, cache has newest: {cached})"
         );
         let search = search_client().await;
-        search_projector::index::ensure(&search, ALIAS)
+        orderflow_readstore::search::index::ensure(&search, ALIAS)
             .await
             .unwrap();
         let targets = Targets {
             summary: Some(read.clone()),
-            search: Some(search_projector::SearchProjection {
+            search: Some(orderflow_readstore::search::SearchProjection {
                 client: search,
                 alias: ALIAS.into(),
             }),
-            status: Some(status_projector::StatusProjection::new(
+            status: Some(orderflow_readstore::status::StatusProjection::new(
                 redis_client(),
                 PREFIX.into(),
             )),

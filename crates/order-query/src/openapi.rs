@@ -47,8 +47,9 @@ pub struct Constraints;
 
 impl utoipa::Modify for Constraints {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let pattern = order_command::openapi::text_pattern(crate::params::MAX_QUERY_CHARS, true);
-        order_command::openapi::set_parameter_pattern(doc, "q", &pattern);
+        let pattern =
+            orderflow_service::openapi::text_pattern(crate::params::MAX_QUERY_CHARS, true);
+        orderflow_service::openapi::set_parameter_pattern(doc, "q", &pattern);
     }
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use orderflow_readmodel::OrderSummary;
-use search_projector::SearchProjection;
+use orderflow_readstore::search::SearchProjection;
+use orderflow_readstore::status::StatusProjection;
 use sqlx::PgPool;
-use status_projector::StatusProjection;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -74,9 +74,11 @@ pub async fn backfill(
         let (summary, search, status) = tokio::try_join!(
             async {
                 match &targets.summary {
-                    Some(pool) => summary_projector::maintenance::backfill(pool, &summaries)
-                        .await
-                        .context("writing order_summary"),
+                    Some(pool) => {
+                        orderflow_readstore::summary::maintenance::backfill(pool, &summaries)
+                            .await
+                            .context("writing order_summary")
+                    }
                     None => Ok(0),
                 }
             },

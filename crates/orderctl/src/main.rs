@@ -521,14 +521,14 @@ async fn targets(fill: &FillArgs) -> anyhow::Result<Targets> {
     }
     if fill.only.contains(&ReadModel::Search) {
         let client = fill.search.client()?;
-        search_projector::index::ensure(&client, &fill.search.alias).await?;
-        targets.search = Some(search_projector::SearchProjection {
+        orderflow_readstore::search::index::ensure(&client, &fill.search.alias).await?;
+        targets.search = Some(orderflow_readstore::search::SearchProjection {
             client,
             alias: fill.search.alias.clone(),
         });
     }
     if fill.only.contains(&ReadModel::Status) {
-        targets.status = Some(status_projector::StatusProjection::new(
+        targets.status = Some(orderflow_readstore::status::StatusProjection::new(
             fill.redis.client()?,
             fill.redis.key_prefix.clone(),
         ));

@@ -16,7 +16,7 @@
 
 use anyhow::Context as _;
 use elasticsearch::Elasticsearch;
-use search_projector::{SearchProjection, index};
+use orderflow_readstore::search::{SearchProjection, index};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;

@@ -154,7 +154,7 @@ impl Store {
         Ok(match self {
             Self::Summary => {
                 let pool = targets.summary.as_ref().expect("summary target");
-                summary_projector::maintenance::load(pool, ids)
+                orderflow_readstore::summary::maintenance::load(pool, ids)
                     .await?
                     .into_iter()
                     .map(|(id, s)| (id, Stored::Summary(s)))
@@ -193,7 +193,7 @@ impl Store {
             (_, Walk::Done) => Ok(None),
             (Self::Summary, Walk::After(last)) => {
                 let pool = targets.summary.as_ref().expect("summary target");
-                let ids = summary_projector::maintenance::ids_after(
+                let ids = orderflow_readstore::summary::maintenance::ids_after(
                     pool,
                     last.unwrap_or(Uuid::nil()),
                     batch,
@@ -254,9 +254,11 @@ impl Store {
         match self {
             Self::Summary => {
                 let pool = targets.summary.as_ref().expect("summary target");
-                repaired += summary_projector::maintenance::backfill(pool, &forward).await?;
-                repaired += summary_projector::maintenance::replace(pool, &replace).await?;
-                repaired += summary_projector::maintenance::remove(pool, &extra).await?;
+                repaired +=
+                    orderflow_readstore::summary::maintenance::backfill(pool, &forward).await?;
+                repaired +=
+                    orderflow_readstore::summary::maintenance::replace(pool, &replace).await?;
+                repaired += orderflow_readstore::summary::maintenance::remove(pool, &extra).await?;
             }
             Self::Search => {
                 let search = targets.search.as_ref().expect("search target");

@@ -18,6 +18,8 @@
 //!   search engine, each with its readiness probe.
 
 pub mod config;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod shutdown;

@@ -168,11 +168,13 @@ async fn raw_baseline(backend: Backend, events: &[Envelope]) -> f64 {
             raw(events, |rows, _| {
                 let pool = pool.clone();
                 async move {
-                    sqlx::query(include_str!("../../summary-projector/src/sql/upsert.sql"))
-                        .bind(sqlx::types::Json(rows))
-                        .execute(&pool)
-                        .await
-                        .expect("upsert");
+                    sqlx::query(include_str!(
+                        "../../orderflow-readstore/src/summary/sql/upsert.sql"
+                    ))
+                    .bind(sqlx::types::Json(rows))
+                    .execute(&pool)
+                    .await
+                    .expect("upsert");
                 }
             })
             .await

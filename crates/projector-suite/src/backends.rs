@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use clap::Parser as _;
 use elasticsearch::indices::IndicesRefreshParts;
 use elasticsearch::{Elasticsearch, SearchParts};
 use orderflow_readmodel::OrderSummary;
@@ -12,8 +11,6 @@ use orderflow_testkit::{
 };
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Which projector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +56,13 @@ impl Env {
     }
 }
 
-/// A projector running in this process.
+/// A projector running as a process of its built binary, as deployed.
 #[derive(Debug)]
 pub struct Running {
     pub backend: Backend,
     pub env: Env,
     pub ops_port: u16,
-    token: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
+    child: std::process::Child,
 }
 
 impl Backend {
@@ -111,12 +107,8 @@ impl Backend {
         .chain(extra)
         .map(|s| (*s).to_owned())
         .collect();
-        let token = CancellationToken::new();
-        let handle = match self {
-            Backend::Summary => {
-                let settings = summary_projector::Settings::try_parse_from(args).expect("settings");
-                tokio::spawn(summary_projector::run(settings, token.clone()))
-            }
+        let binary = match self {
+            Backend::Summary => "summary-projector",
             Backend::Search => {
                 args.extend([
                     "--search-url".into(),
@@ -124,8 +116,7 @@ impl Backend {
                     "--search-alias".into(),
                     env.alias.clone(),
                 ]);
-                let settings = search_projector::Settings::try_parse_from(args).expect("settings");
-                tokio::spawn(search_projector::run(settings, token.clone()))
+                "search-projector"
             }
             Backend::Status => {
                 args.extend([
@@ -134,26 +125,51 @@ impl Backend {
                     "--redis-key-prefix".into(),
                     env.prefix.clone(),
                 ]);
-                let settings = status_projector::Settings::try_parse_from(args).expect("settings");
-                tokio::spawn(status_projector::run(settings, token.clone()))
+                "status-projector"
             }
         };
+        let child = std::process::Command::new(system_tests::binary(binary))
+            .args(&args[1..])
+            .env("RUST_LOG", "warn")
+            .env("SHUTDOWN_GRACE", "5s")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
         Running {
             backend: self,
             env: env.clone(),
             ops_port,
-            token,
-            handle,
+            child,
         }
     }
 }
 
 impl Running {
-    /// Stops the projector, finishing its batch.
-    pub async fn stop(self) {
-        self.token.cancel();
-        let result = self.handle.await.expect("projector task");
-        result.expect("projector stops cleanly");
+    /// Stops the projector with SIGTERM, as an orchestrator does; it
+    /// finishes its batch and must exit 0.
+    pub async fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the projector did not stop within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert!(
+            status.success(),
+            "projector stops cleanly, but exited with {status}"
+        );
     }
 
     /// `/readyz` status code.
@@ -176,7 +192,7 @@ impl Running {
 pub async fn write_bypassing(backend: Backend, env: &Env, summaries: &[OrderSummary]) {
     match backend {
         Backend::Summary => {
-            summary_projector::maintenance::backfill(&env.db.pool, summaries)
+            orderflow_readstore::summary::maintenance::backfill(&env.db.pool, summaries)
                 .await
                 .expect("summary backfill");
         }
@@ -188,7 +204,7 @@ pub async fn write_bypassing(backend: Backend, env: &Env, summaries: &[OrderSumm
             .disable_proxy()
             .build()
             .expect("transport");
-            let projection = search_projector::SearchProjection {
+            let projection = orderflow_readstore::search::SearchProjection {
                 client: Elasticsearch::new(transport),
                 alias: env.alias.clone(),
             };
@@ -199,7 +215,7 @@ pub async fn write_bypassing(backend: Backend, env: &Env, summaries: &[OrderSumm
         }
         Backend::Status => {
             let client = redis::Client::open(env.redis_url.as_str()).expect("redis url");
-            status_projector::StatusProjection::new(client, env.prefix.clone())
+            orderflow_readstore::status::StatusProjection::new(client, env.prefix.clone())
                 .backfill(summaries)
                 .await
                 .expect("status backfill");
@@ -291,4 +307,12 @@ async fn search_state(env: &Env) -> Option<Value> {
             })
             .collect(),
     ))
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that failed before `stop` leaves no process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,13 +1,10 @@
-//! Projects order events into the `orders` search index.
+//! The projector service: settings, readiness and the consumer, around the
+//! store adapter in `orderflow-readstore`. Projects order events into the `orders` search index.
 //!
 //! Documents carry the order version as their external version, so the
 //! search engine itself rejects a stale write, even from a second instance
 //! during a rebalance; the inbox in the read database is written only after
 //! a `_bulk` request succeeded.
-
-pub mod index;
-pub mod maintenance;
-pub mod projection;
 
 use std::net::SocketAddr;
 
@@ -16,10 +13,7 @@ use orderflow_service::stores::search::{self, SearchArgs};
 use orderflow_service::{CommonArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 
-pub use projection::SearchProjection;
-
-/// Service name in logs, traces and metrics; also the consumer group id.
-pub const NAME: &str = "search-projector";
+pub use orderflow_readstore::search::{NAME, SearchProjection};
 
 /// Settings of the projector.
 #[derive(Debug, Clone, clap::Parser)]
@@ -55,7 +49,7 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         let token = token.clone();
         async move {
             let mut wait = std::time::Duration::from_millis(200);
-            while let Err(err) = index::ensure(&client, &alias).await {
+            while let Err(err) = orderflow_readstore::search::index::ensure(&client, &alias).await {
                 tracing::warn!(error = %err, "search_projector.index not ready; retrying");
                 tokio::select! {
                     () = token.cancelled() => return Ok(()),

@@ -1,4 +1,5 @@
-//! Projects order events into the Redis status cache and its change channel.
+//! The projector service: settings, readiness and the consumer, around the
+//! store adapter in `orderflow-readstore`. Projects order events into the Redis status cache and its change channel.
 //!
 //! Each order has `{status, version, updated_at}` written by a compare-and-set
 //! on version (a Lua script, so check and write are one atomic step), and
@@ -7,9 +8,6 @@
 //! cache is refilled from the write model by `orderctl backfill --only
 //! status`, and until then the query API falls back to the summary.
 
-pub mod maintenance;
-pub mod projection;
-
 use std::net::SocketAddr;
 
 use orderflow_projector::{ProjectorArgs, service};
@@ -17,10 +15,7 @@ use orderflow_service::stores::redis::{self as redis_store, RedisArgs};
 use orderflow_service::{CommonArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 
-pub use projection::StatusProjection;
-
-/// Service name in logs, traces and metrics; also the consumer group id.
-pub const NAME: &str = "status-projector";
+pub use orderflow_readstore::status::{NAME, StatusProjection};
 
 /// Settings of the projector.
 #[derive(Debug, Clone, clap::Parser)]

@@ -1,12 +1,10 @@
-//! Projects order events into `order_summary`: one denormalised row per order.
+//! The projector service: settings, readiness and the consumer, around the
+//! store adapter in `orderflow-readstore`. Projects order events into `order_summary`: one denormalised row per order.
 //!
 //! The summary is what the order screens and lists read. Inbox rows and
 //! summary updates commit in one read-database transaction per batch, so a
 //! crash can never apply a batch halfway or mark it processed without its
 //! effects.
-
-pub mod maintenance;
-pub mod projection;
 
 use std::net::SocketAddr;
 
@@ -14,10 +12,7 @@ use orderflow_projector::{ProjectorArgs, service};
 use orderflow_service::CommonArgs;
 use tokio_util::sync::CancellationToken;
 
-pub use projection::SummaryProjection;
-
-/// Service name in logs, traces and metrics; also the consumer group id.
-pub const NAME: &str = "summary-projector";
+pub use orderflow_readstore::summary::{NAME, SummaryProjection};
 
 /// Settings of the projector.
 #[derive(Debug, Clone, clap::Parser)]

@@ -64,31 +64,31 @@ async fn start() -> World {
     let token = tokio_util::sync::CancellationToken::new();
 
     let command_port = port();
-    let settings = order_command::Settings::try_parse_from([
+    let command_addr = format!("127.0.0.1:{command_port}");
+    spawn_tethered(
         "order-command",
-        "--http-addr",
-        &format!("127.0.0.1:{command_port}"),
-        "--write-database-url",
-        &write.url,
-    ])
-    .expect("command settings");
-    tokio::spawn(order_command::run(settings, token.clone()));
-
-    let relay = outbox_relay::Settings::try_parse_from([
+        &[
+            "--http-addr",
+            &command_addr,
+            "--write-database-url",
+            &write.url,
+        ],
+    );
+    spawn_tethered(
         "outbox-relay",
-        "--ops-addr",
-        &format!("127.0.0.1:{}", port()),
-        "--write-database-url",
-        &write.url,
-        "--kafka-brokers",
-        &brokers,
-        "--events-topic",
-        &topic,
-        "--poll-interval",
-        "200ms",
-    ])
-    .expect("relay settings");
-    tokio::spawn(outbox_relay::run(relay, token.clone()));
+        &[
+            "--ops-addr",
+            &format!("127.0.0.1:{}", port()),
+            "--write-database-url",
+            &write.url,
+            "--kafka-brokers",
+            &brokers,
+            "--events-topic",
+            &topic,
+            "--poll-interval",
+            "200ms",
+        ],
+    );
     let common = |group: &str, ops: u16| {
         projector_args(
             &read.url,
@@ -98,9 +98,7 @@ async fn start() -> World {
             ops,
         )
     };
-    let summary = summary_projector::Settings::try_parse_from(common("summary", port()))
-        .expect("summary settings");
-    tokio::spawn(summary_projector::run(summary, token.clone()));
+    spawn_process("summary-projector", &common("summary", port())).tether();
     let mut search_args = common("search", port());
     search_args.extend([
         "--search-url".into(),
@@ -108,8 +106,7 @@ async fn start() -> World {
         "--search-alias".into(),
         alias.clone(),
     ]);
-    let search = search_projector::Settings::try_parse_from(search_args).expect("search settings");
-    tokio::spawn(search_projector::run(search, token.clone()));
+    spawn_process("search-projector", &search_args).tether();
     let mut status_args = common("status", port());
     status_args.extend([
         "--redis-url".into(),
@@ -117,8 +114,7 @@ async fn start() -> World {
         "--redis-key-prefix".into(),
         prefix.clone(),
     ]);
-    let status = status_projector::Settings::try_parse_from(status_args).expect("status settings");
-    tokio::spawn(status_projector::run(status, token.clone()));
+    spawn_process("status-projector", &status_args).tether();
 
     let query_port = port();
     let query = query_settings(QueryTarget {
@@ -177,6 +173,59 @@ async fn start() -> World {
     .await;
     std::mem::forget(token);
     world
+}
+
+/// A service binary run as a process, as deployed, through `sh` holding a
+/// pipe from this test process: when the test binary ends, however it ends,
+/// the pipe closes and `sh` stops the service, so no process outlives the
+/// shared world (which lives in a static and is never dropped).
+pub struct Tethered {
+    child: std::process::Child,
+}
+
+impl Tethered {
+    /// Keeps it running until this test binary exits.
+    fn tether(self) {
+        std::mem::forget(self);
+    }
+
+    /// Stops it with SIGTERM (through `sh`'s trap) and waits for the end.
+    async fn stop(mut self) {
+        let _ = self.child.stdin.take();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a service did not stop within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn spawn_process(name: &str, args: &[String]) -> Tethered {
+    let script = r#"trap 'kill -TERM $child 2>/dev/null; wait $child' EXIT; "$0" "$@" </dev/null & child=$!; read -r _ || true"#;
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(system_tests::binary(name))
+        .args(args.iter().skip(1))
+        .env("RUST_LOG", "warn")
+        .env("SHUTDOWN_GRACE", "5s")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    Tethered { child }
+}
+
+fn spawn_tethered(name: &str, args: &[&str]) {
+    let args: Vec<String> = std::iter::once(name)
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    spawn_process(name, &args).tether();
 }
 
 fn projector_args(
@@ -287,10 +336,7 @@ pub struct Lagging {
     prefix: String,
     /// Suffix of this pipeline's consumer groups.
     groups: String,
-    projectors: Option<(
-        tokio_util::sync::CancellationToken,
-        Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    )>,
+    projectors: Option<Vec<Tethered>>,
     service: tokio_util::sync::CancellationToken,
 }
 
@@ -332,7 +378,6 @@ impl Lagging {
     pub fn start_projectors(&mut self) {
         assert!(self.projectors.is_none(), "projectors already running");
         let w = world();
-        let token = tokio_util::sync::CancellationToken::new();
         let args = |name: &str| {
             projector_args(
                 &self.read_url,
@@ -342,8 +387,7 @@ impl Lagging {
                 port(),
             )
         };
-        let summary =
-            summary_projector::Settings::try_parse_from(args("summary")).expect("summary settings");
+        let summary = args("summary");
         let mut status_args = args("status");
         status_args.extend([
             "--redis-url".into(),
@@ -351,35 +395,26 @@ impl Lagging {
             "--redis-key-prefix".into(),
             self.prefix.clone(),
         ]);
-        let status =
-            status_projector::Settings::try_parse_from(status_args).expect("status settings");
-        let handles = vec![
-            tokio::spawn(summary_projector::run(summary, token.clone())),
-            tokio::spawn(status_projector::run(status, token.clone())),
-        ];
-        self.projectors = Some((token, handles));
+        self.projectors = Some(vec![
+            spawn_process("summary-projector", &summary),
+            spawn_process("status-projector", &status_args),
+        ]);
     }
 
     /// Stops both projectors and waits until they have exited: from here on
     /// nothing moves this pipeline's read models.
     pub async fn stop_projectors(&mut self) {
-        let (token, handles) = self.projectors.take().expect("projectors running");
-        token.cancel();
-        for handle in handles {
-            tokio::time::timeout(Duration::from_secs(60), handle)
-                .await
-                .expect("a projector stops within 60 s")
-                .expect("projector task")
-                .expect("projector exits cleanly");
+        let projectors = self.projectors.take().expect("projectors running");
+        for projector in projectors {
+            projector.stop().await;
         }
     }
 }
 
 impl Drop for Lagging {
     fn drop(&mut self) {
-        if let Some((token, _)) = &self.projectors {
-            token.cancel();
-        }
+        // Dropping the tethers' pipes stops the projectors.
+        self.projectors.take();
         self.service.cancel();
     }
 }

@@ -45,17 +45,17 @@ pub async fn stores() -> Stores {
     let read = fresh_read_database("seed_read").await;
     let search = orderflow_testkit::search_client().await;
     let alias = fresh_index_name("seed_orders");
-    search_projector::index::ensure(&search, &alias)
+    orderflow_readstore::search::index::ensure(&search, &alias)
         .await
         .expect("index");
     let (redis, prefix) = redis_connection("seed").await;
     let targets = Targets {
         summary: Some(read.pool.clone()),
-        search: Some(search_projector::SearchProjection {
+        search: Some(orderflow_readstore::search::SearchProjection {
             client: search.clone(),
             alias: alias.clone(),
         }),
-        status: Some(status_projector::StatusProjection::new(
+        status: Some(orderflow_readstore::status::StatusProjection::new(
             orderflow_testkit::redis_client(),
             prefix.clone(),
         )),

@@ -9,7 +9,7 @@ use orderctl::backfill::{Targets, backfill};
 use orderctl::rebuild::rebuild_search;
 use orderctl::reconcile::{Drift, Options, reconcile};
 use orderctl::seed::seed;
-use search_projector::index;
+use orderflow_readstore::search::index;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

@@ -264,9 +264,10 @@ async fn a_repair_never_overwrites_what_a_projector_moved_on() {
     // Reconcile saw version 3 here, but a projector has written 4 since:
     // the repair must leave 4 alone.
     want.customer_name = "Stale".into();
-    let summary = summary_projector::maintenance::replace(&stores.read.pool, &[(3, &want)])
-        .await
-        .expect("summary replace");
+    let summary =
+        orderflow_readstore::summary::maintenance::replace(&stores.read.pool, &[(3, &want)])
+            .await
+            .expect("summary replace");
     let status = stores
         .targets
         .status
@@ -282,9 +283,10 @@ async fn a_repair_never_overwrites_what_a_projector_moved_on() {
     assert_eq!(now.status[&order], ("delivered".to_owned(), 4));
 
     // With the version it really has, the same repair goes through.
-    let replaced = summary_projector::maintenance::replace(&stores.read.pool, &[(4, &want)])
-        .await
-        .expect("summary replace");
+    let replaced =
+        orderflow_readstore::summary::maintenance::replace(&stores.read.pool, &[(4, &want)])
+            .await
+            .expect("summary replace");
     assert_eq!(replaced, 1);
     let now = snapshot(&mut stores, &[order]).await;
     assert_eq!(now.summaries[&order].customer_name, "Stale");

@@ -12,8 +12,8 @@ use redis::aio::ConnectionManager;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::StatusProjection;
-use crate::projection::{order_key, order_keys};
+use super::StatusProjection;
+use super::projection::{order_key, order_keys};
 
 impl StatusProjection {
     async fn maintenance_connection(&self) -> anyhow::Result<ConnectionManager> {

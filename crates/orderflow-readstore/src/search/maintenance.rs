@@ -12,7 +12,7 @@ use orderflow_readmodel::OrderSummary;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::SearchProjection;
+use super::SearchProjection;
 
 impl SearchProjection {
     /// Indexes each summary unless the index already holds that version or

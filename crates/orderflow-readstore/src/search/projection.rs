@@ -162,7 +162,7 @@ impl SearchProjection {
 
 impl Projection for SearchProjection {
     fn name(&self) -> &'static str {
-        crate::NAME
+        super::NAME
     }
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {

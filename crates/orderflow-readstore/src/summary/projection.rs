@@ -43,7 +43,7 @@ pub(crate) async fn upsert(
 
 impl Projection for SummaryProjection {
     fn name(&self) -> &'static str {
-        crate::NAME
+        super::NAME
     }
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {

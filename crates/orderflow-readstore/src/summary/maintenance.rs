@@ -11,7 +11,7 @@ use orderflow_readmodel::OrderSummary;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::projection::upsert;
+use super::projection::upsert;
 
 /// Writes each summary unless the table already has that version or a newer
 /// one, so it can run beside a live projector and be repeated. Returns how

@@ -72,7 +72,7 @@ impl StatusProjection {
 
 impl Projection for StatusProjection {
     fn name(&self) -> &'static str {
-        crate::NAME
+        super::NAME
     }
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {

@@ -1,0 +1,28 @@
+//! The read stores, one adapter each: what every process that touches a
+//! read model needs, whatever process it is.
+//!
+//! A projector applies events to a store; `orderctl` backfills, reconciles,
+//! repairs and rebuilds the same store; the query API reads it; the
+//! projector suite checks it. So the code that knows a store lives here,
+//! once, and not in whichever service happened to write it first:
+//!
+//! - [`summary`]: `order_summary` in the read database (Postgres), one row
+//!   per order, written in one statement per batch with the version guard
+//!   repeated in SQL;
+//! - [`search`]: the `orders` index behind an alias (Elasticsearch or
+//!   OpenSearch), the order version as the document's external version;
+//! - [`status`]: the Redis status cache, a compare-and-set Lua script per
+//!   event plus the change channel.
+//!
+//! Each adapter is the store's [`orderflow_projector::Projection`] (how a
+//! batch of events changes it) plus its maintenance: version-guarded
+//! backfill, reads by id, a walk of every id, guarded repair and delete.
+//! A new read store is one new module here and one thin projector binary.
+//!
+//! May depend on the projector runtime, the read-model fold and the store
+//! clients; no service crate depends on another, and none of them on this
+//! crate's internals beyond these modules.
+
+pub mod search;
+pub mod status;
+pub mod summary;

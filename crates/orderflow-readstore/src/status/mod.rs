@@ -1,0 +1,16 @@
+//! The Redis status cache and its change channel.
+//!
+//! Each order has `{status, version, updated_at}` written by a compare-and-set
+//! on version (a Lua script, so check and write are one atomic step), and
+//! every change is published on a pub/sub channel that the query API streams
+//! to clients. Redis keeps no persistence here: after losing its data the
+//! cache is refilled from the write model by `orderctl backfill --only
+//! status`, and until then the query API falls back to the summary.
+
+pub mod maintenance;
+mod projection;
+
+pub use projection::*;
+
+/// The projector's name: its consumer group, inbox consumer and service name.
+pub const NAME: &str = "status-projector";
