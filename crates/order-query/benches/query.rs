@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use orderctl::backfill::{Targets, backfill};
-use orderctl::seed::{SeedPlan, seed};
+use orderflow_ops::backfill::{Targets, backfill};
+use orderflow_ops::seed::{SeedPlan, seed};
 use orderflow_testkit::bench::{Stats, ms, stats};
 use orderflow_testkit::{postgres_admin_url, redis_client, search_client, search_url};
 use serde_json::Value;

@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use orderctl::backfill::{self, Targets};
-use orderctl::dlq::{DeadLetter, DeadLetterTopic};
-use orderctl::reconcile::{self, ReconcileReport};
-use orderctl::seed::{self, SeedPlan};
+use orderflow_ops::backfill::{self, Targets};
+use orderflow_ops::dlq::{DeadLetter, DeadLetterTopic};
+use orderflow_ops::reconcile::{self, ReconcileReport};
+use orderflow_ops::seed::{self, SeedPlan};
 use orderflow_service::config::parse_duration;
 use orderflow_service::stores::kafka::{KafkaArgs, default_dlq_topic};
 use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
@@ -312,7 +312,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         } => {
             let pool = postgres::pool(&write_db.url, 4, "orderctl")?;
             let client = search.client()?;
-            let report = orderctl::rebuild::rebuild_search(
+            let report = orderflow_ops::rebuild::rebuild_search(
                 &pool,
                 &client,
                 &search.alias,

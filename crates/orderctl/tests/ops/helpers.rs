@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use elasticsearch::{Elasticsearch, MgetParts};
-use orderctl::backfill::Targets;
-use orderctl::seed::SeedPlan;
+use orderflow_ops::backfill::Targets;
+use orderflow_ops::seed::SeedPlan;
 use orderflow_readmodel::OrderSummary;
 use orderflow_testkit::{
     TestDatabase, fresh_index_name, fresh_read_database, fresh_write_database, redis_connection,

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orderctl::backfill::{Targets, backfill};
-use orderctl::rebuild::rebuild_search;
-use orderctl::reconcile::{Drift, Options, reconcile};
-use orderctl::seed::seed;
+use orderflow_ops::backfill::{Targets, backfill};
+use orderflow_ops::rebuild::rebuild_search;
+use orderflow_ops::reconcile::{Drift, Options, reconcile};
+use orderflow_ops::seed::seed;
 use orderflow_readstore::search::index;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

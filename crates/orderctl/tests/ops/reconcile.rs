@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orderctl::backfill::backfill;
-use orderctl::reconcile::{Drift, Options, ReconcileReport, reconcile};
-use orderctl::seed::seed;
+use orderflow_ops::backfill::backfill;
+use orderflow_ops::reconcile::{Drift, Options, ReconcileReport, reconcile};
+use orderflow_ops::seed::seed;
 use orderflow_readmodel::OrderSummary;
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
@@ -246,7 +246,7 @@ async fn a_repair_never_overwrites_what_a_projector_moved_on() {
     let pool = stores.write.pool.clone();
     seed(
         &pool,
-        &orderctl::seed::SeedPlan {
+        &orderflow_ops::seed::SeedPlan {
             orders: 20,
             ..plan()
         },

@@ -2,8 +2,8 @@
 //! is a coherent write model the command service accepts, and the backfill
 //! makes every read model equal to it without ever moving one backwards.
 
-use orderctl::backfill::backfill;
-use orderctl::seed::{SeedPlan, seed};
+use orderflow_ops::backfill::backfill;
+use orderflow_ops::seed::{SeedPlan, seed};
 use orderflow_readmodel::OrderSummary;
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use orderctl::dlq::DeadLetterTopic;
+use orderflow_ops::dlq::DeadLetterTopic;
 use orderflow_testkit::{eventually, kafka_config, unique_name};
 use projector_suite::backends::{Env, read_state};
 use projector_suite::events::{final_versions, messages, order_events, order_id};

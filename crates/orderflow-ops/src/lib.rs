@@ -1,0 +1,15 @@
+//! The operator's jobs behind `orderctl`, as a library, so that benchmarks
+//! and tests run exactly what an operator runs without depending on a
+//! binary crate: the bulk seed of the write model, backfill of the read
+//! models from it, reconciliation (and repair) of the two, the search
+//! index rebuild with swap-in, and the dead-letter topic's list and replay.
+//!
+//! May depend on the store libraries (`orderflow-writemodel`,
+//! `orderflow-readstore`, the projector runtime) and the service shell's
+//! store settings; `orderctl` is its command line.
+
+pub mod backfill;
+pub mod dlq;
+pub mod rebuild;
+pub mod reconcile;
+pub mod seed;
