@@ -1,0 +1,240 @@
+//! The consumer loop that drives a [`Projection`], one concept a file:
+//! settings, health and backoff, applying a batch, retrying held events,
+//! dead letters and stalled partitions, offsets and lag, and the messages
+//! themselves. This file holds the loop that ties them together.
+
+mod apply;
+mod dead_letters;
+mod health;
+mod held_retry;
+mod messages;
+mod offsets;
+mod settings;
+
+pub use health::Health;
+pub use settings::RuntimeSettings;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use orderflow_service::stores::kafka::KafkaArgs;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::dlq::{DeadLetters, RawMessage};
+use crate::held::Held;
+use crate::stalls::Stalls;
+use crate::{Event, Inbox, Projection};
+use messages::{decode_message, raw};
+
+/// A projection driven by a Kafka consumer group.
+pub struct Runtime<P> {
+    projection: Arc<P>,
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    inbox: Inbox,
+    held: Held,
+    dlq: DeadLetters,
+    settings: RuntimeSettings,
+    health: Health,
+    /// Partitions waiting on a dead letter that could not be written.
+    stalls: Stalls,
+    /// Background retries of those dead letters, by partition.
+    stall_retries: tokio::sync::Mutex<HashMap<i32, JoinHandle<Result<(), String>>>>,
+    /// Consecutive transient failures, for the backoff.
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl<P> std::fmt::Debug for Runtime<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("topic", &self.topic)
+            .field("consumer", &self.inbox.consumer)
+            .finish()
+    }
+}
+
+impl<P: Projection> Runtime<P> {
+    /// Sets up the consumer and the dead-letter producer.
+    pub fn new(
+        projection: P,
+        pool: PgPool,
+        kafka: &KafkaArgs,
+        settings: RuntimeSettings,
+    ) -> anyhow::Result<Self> {
+        let name = projection.name();
+        let group = settings.group.clone().unwrap_or_else(|| name.to_owned());
+        let consumer: StreamConsumer = kafka
+            .client_config(name)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .context("creating the Kafka consumer")?;
+        let dlq_topic = settings.dlq_topic(&kafka.events_topic);
+        let dlq = DeadLetters::new(kafka.client_config(name), dlq_topic, name)?;
+        Ok(Self {
+            projection: Arc::new(projection),
+            consumer: Arc::new(consumer),
+            topic: kafka.events_topic.clone(),
+            inbox: Inbox {
+                consumer: name,
+                pool: pool.clone(),
+                enabled: settings.inbox,
+            },
+            held: Held {
+                consumer: name,
+                pool,
+            },
+            dlq,
+            settings,
+            health: Health::default(),
+            stalls: Stalls::default(),
+            stall_retries: tokio::sync::Mutex::default(),
+            failures: std::sync::atomic::AtomicU32::new(0),
+        })
+    }
+
+    /// The health flag behind the `projector` readiness check.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// The partitions behind the `partitions` readiness check.
+    pub fn stalls(&self) -> Stalls {
+        self.stalls.clone()
+    }
+
+    /// Consumes until `token` is cancelled; the batch in hand is finished
+    /// and committed first.
+    pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
+        self.consumer
+            .subscribe(&[&self.topic])
+            .context("subscribing")?;
+        let name = self.projection.name();
+        tracing::info!(projector = name, topic = %self.topic, "projector.start consuming");
+        let mut last_sweep = Instant::now();
+        // Lag is exported from the first assignment on, not from the first
+        // event: an alert on lag must be writable for a quiet system.
+        let mut last_lag = Instant::now() - Duration::from_secs(60);
+        loop {
+            let batch = tokio::select! {
+                () = token.cancelled() => break,
+                batch = self.next_batch() => batch,
+            };
+            // A stalled partition's messages from the poison on wait; they
+            // are read again once it is rewound.
+            let batch: Vec<RawMessage> = batch
+                .into_iter()
+                .filter(|m| !self.stalls.blocks(m.partition, m.offset))
+                .collect();
+            if batch.is_empty() {
+                // Nothing is failing while idle; the store probes in
+                // /readyz still report an outage of the store itself.
+                self.healthy();
+            } else {
+                if !self.process(&batch, &token).await? {
+                    break;
+                }
+                self.commit(&batch);
+            }
+            if !self.stalls.is_empty() {
+                self.retry_stalls().await;
+            }
+            if last_sweep.elapsed() >= self.settings.held_retry {
+                last_sweep = Instant::now();
+                if let Err(err) = self.sweep_held(&token).await {
+                    tracing::warn!(projector = name, error = %err, "projector.held sweep failed");
+                }
+            }
+            if last_lag.elapsed() >= Duration::from_secs(5) && !token.is_cancelled() {
+                last_lag = Instant::now();
+                self.report_lag().await;
+            }
+        }
+        tracing::info!(projector = name, "projector.stop");
+        Ok(())
+    }
+
+    /// Waits up to `held_retry` for a first message, then fills the batch
+    /// for up to `batch_wait`.
+    async fn next_batch(&self) -> Vec<RawMessage> {
+        let mut batch = Vec::new();
+        match tokio::time::timeout(self.settings.held_retry, self.consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(raw(&message)),
+            Ok(Err(err)) => {
+                tracing::warn!(projector = self.projection.name(), error = %err, "projector.consume error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return batch;
+            }
+            Err(_) => return batch,
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.batch_wait;
+        while batch.len() < self.settings.batch_size {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(raw(&message)),
+                _ => break,
+            }
+        }
+        batch
+    }
+
+    /// Applies a batch; false when cancelled before its effects were durable.
+    async fn process(
+        &self,
+        batch: &[RawMessage],
+        token: &CancellationToken,
+    ) -> anyhow::Result<bool> {
+        let name = self.projection.name();
+        let mut events = Vec::with_capacity(batch.len());
+        for message in batch {
+            // Behind a poison that could not be dead-lettered: wait with it.
+            if self.stalls.blocks(message.partition, message.offset) {
+                continue;
+            }
+            match decode_message(message) {
+                Ok(event) => events.push(event),
+                Err(reason) => {
+                    let outcome = self.dead_letter_or_stall(message, &reason, 1).await;
+                    metrics::counter!("projector_events_total", "projector" => name, "outcome" => outcome)
+                        .increment(1);
+                }
+            }
+        }
+        let seen = loop {
+            match self.inbox.seen(&events).await {
+                Ok(seen) => break seen,
+                Err(err) => {
+                    if !self.transient(&format!("inbox: {err}"), token).await {
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        if !seen.is_empty() {
+            metrics::counter!("projector_events_total", "projector" => name, "outcome" => "duplicate")
+                .increment(seen.len() as u64);
+        }
+        let fresh: Vec<Event> = events
+            .into_iter()
+            .filter(|e| !seen.contains(&e.envelope.event_id))
+            .collect();
+        let Some(outcomes) = self.apply(&fresh, token).await else {
+            return Ok(false);
+        };
+        let Some(advanced) = self.settle(&fresh, &outcomes, token).await else {
+            return Ok(false);
+        };
+        if !advanced.is_empty() {
+            self.retry_held(Some(&advanced), token).await?;
+        }
+        Ok(true)
+    }
+}
