@@ -30,25 +30,12 @@ pub struct CommonArgs {
     pub shutdown_grace: Duration,
 }
 
-/// Parses durations such as `250ms`, `20s`, `5m` or `24h`.
+/// Parses durations such as `250ms`, `20s`, `5m`, `24h` or `1h 30m`
+/// (humantime's syntax); a bare number, an unknown unit or a value that
+/// overflows is an error naming the input.
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
-    let input = input.trim();
-    let split = input
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{input}` has no unit: use ms, s, m or h"))?;
-    let (digits, unit) = input.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{input}` does not start with a whole number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "`{input}` has unknown unit `{unit}`: use ms, s, m or h"
-        )),
-    }
+    humantime::parse_duration(input.trim())
+        .map_err(|e| format!("`{input}`: {e} (e.g. 250ms, 20s, 5m, 24h)"))
 }
 
 /// A value that must not appear in logs, such as a URL with a password.
@@ -101,7 +88,11 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("20").is_err());
         assert!(parse_duration("s").is_err());
-        assert!(parse_duration("3d").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert!(parse_duration("3 parsecs").is_err());
+        // The hand-written parser multiplied without checking.
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
     }
 
     #[test]

@@ -3,10 +3,17 @@
 
 use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
 use orderflow_readmodel::{status_after, validate};
+use std::sync::LazyLock;
+
 use redis::aio::ConnectionManager;
+use redis::{ErrorKind, ServerErrorKind};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::OnceCell;
+
+/// The compare-and-set, sent by its hash (`EVALSHA`), not its text, with
+/// every event.
+static CAS: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(include_str!("cas.lua")));
 
 /// Writes `<prefix>order:<id>` hashes and publishes on `<prefix>status-changes`.
 #[derive(Debug, Clone)]
@@ -99,8 +106,8 @@ impl Projection for StatusProjection {
                 "version": event.version(),
                 "updated_at": updated_at,
             });
-            pipe.cmd("EVAL")
-                .arg(include_str!("cas.lua"))
+            pipe.cmd("EVALSHA")
+                .arg(CAS.get_hash())
                 .arg(2)
                 .arg(order_key(&self.prefix, event.order_id()))
                 .arg(&channel)
@@ -112,7 +119,18 @@ impl Projection for StatusProjection {
         let results: Vec<i64> = if invalid.iter().all(Option::is_some) {
             Vec::new()
         } else {
-            pipe.query_async(&mut conn).await.map_err(classify)?
+            match pipe.query_async(&mut conn).await {
+                // The server lost its script cache (a restart): nothing in
+                // the pipeline ran, so load the script and send it again.
+                Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    CAS.prepare_invoke()
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(classify)?;
+                    pipe.query_async(&mut conn).await.map_err(classify)?
+                }
+                result => result.map_err(classify)?,
+            }
         };
         let mut results = results.into_iter();
         let outcomes: Vec<Outcome> = invalid
