@@ -13,6 +13,8 @@ use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder}
 use futures::future::join_all;
 use orderflow_readmodel::OrderSummary;
 use orderflow_testkit::{eventually, redis_url, search_url};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 use system_tests::{Pipeline, post, text};
@@ -21,16 +23,6 @@ use uuid::Uuid;
 const ORDERS: usize = 200;
 const COMMANDS_PER_ORDER: usize = 10;
 const WORKERS: usize = 16;
-
-struct Xorshift(u64);
-impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_model_matches_the_write_model_after_2000_commands() {
@@ -75,12 +67,12 @@ async fn every_read_model_matches_the_write_model_after_2000_commands() {
     let results = join_all((0..WORKERS).map(|w| {
         let (http, base, customers, products) = (http.clone(), base.clone(), customers.clone(), products.clone());
         async move {
-            let mut rng = Xorshift(0x9e37_79b9 + w as u64);
+            let mut rng = StdRng::seed_from_u64(0x9e37_79b9 + w as u64);
             let mut counts: HashMap<u16, usize> = HashMap::new();
             let mut orders = Vec::new();
             for n in (w..ORDERS).step_by(WORKERS) {
-                let lines: Vec<Value> = (0..(1 + rng.below(4)))
-                    .map(|k| json!({"product_id": products[(n * 3 + k as usize) % products.len()], "quantity": 1 + rng.below(5)}))
+                let lines: Vec<Value> = (0..(1 + rng.random_range(0..4u64)))
+                    .map(|k| json!({"product_id": products[(n * 3 + k as usize) % products.len()], "quantity": 1 + rng.random_range(0..5u64)}))
                     .collect();
                 let body = json!({"customer_id": customers[n % customers.len()], "lines": lines,
                     "shipping_address": {"line1": format!("{n} Main St"), "city": "York", "postal_code": "YO1", "country": "GB"}});
@@ -89,7 +81,7 @@ async fn every_read_model_matches_the_write_model_after_2000_commands() {
                 *counts.entry(status).or_default() += 1;
                 let order = placed["order_id"].as_str().expect("order id").to_owned();
                 for _ in 1..COMMANDS_PER_ORDER {
-                    let (path, body) = match rng.below(10) {
+                    let (path, body) = match rng.random_range(0..10u64) {
                         0..=2 => ("pay", json!({"payment_reference": format!("p-{n}")})),
                         3..=5 => ("ship", json!({"carrier": "UPS", "tracking_number": format!("1Z{n:06}")})),
                         6..=8 => ("deliver", json!({})),

@@ -7,10 +7,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use orderflow_testkit::{eventually, kafka_brokers};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use uuid::Uuid;
 
 use crate::helpers::{
-    RelayProcess, Rng, consume_all, consume_all_from, drained, events_topic, free_port, outbox_db,
+    RelayProcess, consume_all, consume_all_from, drained, events_topic, free_port, outbox_db,
     write_events,
 };
 
@@ -27,11 +29,11 @@ async fn kill_9_at_random_points_loses_nothing() {
         let (db, orders) = (db.clone(), orders.clone());
         tokio::spawn(async move { write_events(&db, &orders, VERSIONS, 4).await })
     };
-    let mut rng = Rng::new(0x5eed);
+    let mut rng = StdRng::seed_from_u64(0x5eed);
     let mut kills = 0;
     // Kill while events flow: at most 8 kills, each 100–900 ms apart.
     while !writer.is_finished() && kills < 8 {
-        tokio::time::sleep(Duration::from_millis(100 + rng.below(800))).await;
+        tokio::time::sleep(Duration::from_millis(100 + rng.random_range(0..800u64))).await;
         relay.kill();
         kills += 1;
         relay = RelayProcess::start(&db, &topic, &kafka_brokers());
