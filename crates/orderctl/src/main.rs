@@ -119,6 +119,46 @@ enum Command {
         #[arg(long)]
         keep_old: bool,
     },
+    /// Where is this order or event? The write model, its outbox rows, the
+    /// relay, each projector's inbox, held rows, store version and lag, and
+    /// the dead letters, with a verdict line on top. Exits 0 when the order
+    /// (or event) is visible everywhere, 3 otherwise.
+    Trace {
+        /// An order id or an event id.
+        id: Uuid,
+        #[command(flatten)]
+        write_db: WriteDbArgs,
+        #[command(flatten)]
+        read_db: ReadDbArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+        #[command(flatten)]
+        search: SearchArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Dead-letter topic (default: `<EVENTS_TOPIC>.dlq`, as the projectors').
+        #[arg(long, env = "DLQ_TOPIC")]
+        dlq_topic: Option<String>,
+        #[command(flatten)]
+        groups: GroupArgs,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How far behind everything is: the outbox backlog, and each
+    /// projector's lag per partition in events and seconds (the age of the
+    /// oldest event it has not committed), from the committed offsets.
+    Lag {
+        #[command(flatten)]
+        write_db: WriteDbArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        groups: GroupArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The outbox rows the relay parked because Kafka can never take them
     /// (each holds its order's later rows back).
     Outbox {
@@ -171,6 +211,28 @@ enum DlqAction {
     /// Send the dead letters not replayed yet back to the events topic
     /// (after fixing their cause); other projectors' inboxes skip them.
     Replay,
+}
+
+/// The projectors' consumer groups (the same settings as order-query's).
+#[derive(Debug, clap::Args)]
+struct GroupArgs {
+    #[arg(long, env = "SUMMARY_GROUP", default_value = "summary-projector")]
+    summary_group: String,
+    #[arg(long, env = "SEARCH_GROUP", default_value = "search-projector")]
+    search_group: String,
+    #[arg(long, env = "STATUS_GROUP", default_value = "status-projector")]
+    status_group: String,
+}
+
+impl GroupArgs {
+    /// (projector name, consumer group) for each projector.
+    fn pairs(&self) -> Vec<(String, String)> {
+        vec![
+            (orderflow_readstore::summary::NAME.to_owned(), self.summary_group.clone()),
+            (orderflow_readstore::search::NAME.to_owned(), self.search_group.clone()),
+            (orderflow_readstore::status::NAME.to_owned(), self.status_group.clone()),
+        ]
+    }
 }
 
 /// A read model `backfill` can fill.
@@ -334,6 +396,94 @@ async fn main() -> anyhow::Result<ExitCode> {
                 "orderctl.rebuild done"
             );
         }
+        Command::Trace {
+            id,
+            write_db,
+            read_db,
+            redis,
+            search,
+            kafka,
+            dlq_topic,
+            groups,
+            json,
+        } => {
+            let write = postgres::pool(&write_db.url, 2, "orderctl")?;
+            let read = postgres::pool(&read_db.url, 2, "orderctl")?;
+            let search = orderflow_readstore::search::SearchProjection {
+                client: search.client()?,
+                alias: search.alias.clone(),
+            };
+            let status =
+                orderflow_readstore::status::StatusProjection::new(redis.client()?, redis.key_prefix);
+            let config = kafka.client_config("orderctl");
+            let dead_letters = DeadLetterTopic {
+                config: config.clone(),
+                topic: dlq_topic.unwrap_or_else(|| default_dlq_topic(&kafka.events_topic)),
+                group: "orderctl-dlq-replay".to_owned(),
+            };
+            let projectors = groups.pairs();
+            let sources = orderflow_ops::trace::Sources {
+                write: &write,
+                read: &read,
+                search: &search,
+                status: &status,
+                kafka: &config,
+                events_topic: &kafka.events_topic,
+                dead_letters: &dead_letters,
+                projectors: &projectors,
+            };
+            let trace = orderflow_ops::trace::trace(&sources, id).await?;
+            if json {
+                print_json(&trace.to_json());
+            } else {
+                print_lines(&trace.lines());
+            }
+            let done = trace.verdict.starts_with("visible everywhere")
+                || trace.verdict.starts_with("processed by every projector");
+            if !done {
+                return Ok(ExitCode::from(DRIFT_EXIT));
+            }
+        }
+        Command::Lag {
+            write_db,
+            kafka,
+            groups,
+            json,
+        } => {
+            let write = postgres::pool(&write_db.url, 2, "orderctl")?;
+            let backlog = orderflow_ops::lag::outbox_backlog(&write).await?;
+            let config = kafka.client_config("orderctl");
+            let mut lags = Vec::new();
+            for (_, group) in groups.pairs() {
+                lags.push(orderflow_ops::lag::group_lag(&config, &kafka.events_topic, &group).await?);
+            }
+            if json {
+                print_json(&serde_json::json!({
+                    "outbox": {"unpublished": backlog.unpublished, "oldest_seconds": backlog.oldest_seconds, "parked": backlog.parked},
+                    "groups": lags.iter().map(orderflow_ops::lag::GroupLag::to_json).collect::<Vec<_>>(),
+                }));
+            } else {
+                let mut lines = vec![format!(
+                    "outbox: {} unpublished (oldest {:.1} s), {} parked",
+                    backlog.unpublished, backlog.oldest_seconds, backlog.parked
+                )];
+                lines.push(format!("{:<28} {:>9} {:>10} {:>10} {:>9}", "group", "partition", "committed", "end", "behind"));
+                for lag in &lags {
+                    for p in &lag.partitions {
+                        lines.push(format!(
+                            "{:<28} {:>9} {:>10} {:>10} {:>9}  {:.1} s",
+                            lag.group,
+                            p.partition,
+                            p.committed.map_or("-".to_owned(), |c| c.to_string()),
+                            p.high_watermark,
+                            p.events,
+                            p.seconds
+                        ));
+                    }
+                }
+                print_lines(&lines);
+            }
+        }
         Command::Outbox { action, write_db } => {
             let pool = postgres::pool(&write_db.url, 2, "orderctl")?;
             let mut conn = pool
@@ -399,6 +549,19 @@ async fn dlq(
         }
     }
     Ok(())
+}
+
+/// Lines on standard output: the command's answer.
+#[allow(clippy::print_stdout)]
+fn print_lines(lines: &[String]) {
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// The parked outbox rows on standard output: the command's answer.

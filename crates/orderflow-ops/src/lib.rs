@@ -10,6 +10,8 @@
 
 pub mod backfill;
 pub mod dlq;
+pub mod lag;
 pub mod rebuild;
 pub mod reconcile;
 pub mod seed;
+pub mod trace;

@@ -166,6 +166,10 @@ impl Pipeline {
             ("EVENTS_TOPIC", self.topic.clone()),
             ("MIGRATE_ON_START", "false".into()),
             ("CONSUMER_GROUP", format!("{group}-{}", self.topic)),
+            // Where orderctl and order-query look for the projectors' groups.
+            ("SUMMARY_GROUP", format!("summary-projector-{}", self.topic)),
+            ("SEARCH_GROUP", format!("search-projector-{}", self.topic)),
+            ("STATUS_GROUP", format!("status-projector-{}", self.topic)),
             ("SEARCH_URL", orderflow_testkit::search_url()),
             ("SEARCH_ALIAS", self.alias.clone()),
             ("REDIS_URL", orderflow_testkit::redis_url()),
