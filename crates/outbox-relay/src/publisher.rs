@@ -253,6 +253,7 @@ async fn send_all(
     let mut parked = Vec::new();
     let mut blocked: HashSet<sqlx::types::Uuid> = HashSet::new();
     let mut enqueue_error = None;
+    let mut spans = Vec::with_capacity(rows.len());
     for row in rows {
         if blocked.contains(&row.aggregate_id) {
             continue;
@@ -285,7 +286,21 @@ async fn send_all(
                 key: "schema_version",
                 value: Some(schema_version.as_str()),
             });
-        if let Some(traceparent) = &row.traceparent {
+        // The row's hop in its trace: a span continuing the command's
+        // context, which the projectors then continue from the header. It
+        // lasts until the batch's delivery reports are in.
+        let span = tracing::info_span!(
+            "relay.publish",
+            event_id = %row.event_id,
+            order_id = %row.aggregate_id,
+            version = row.aggregate_version,
+        );
+        orderflow_service::telemetry::continue_trace(&span, row.traceparent.as_deref());
+        let traceparent = span
+            .in_scope(orderflow_service::telemetry::current_traceparent)
+            .or_else(|| row.traceparent.clone());
+        spans.push(span);
+        if let Some(traceparent) = &traceparent {
             headers = headers.insert(Header {
                 key: "traceparent",
                 value: Some(traceparent.as_str()),
@@ -339,6 +354,7 @@ async fn send_all(
             }
         }
     };
+    drop(spans);
     let mut acked = Vec::with_capacity(ids.len());
     let mut error = enqueue_error;
     for ((id, order), report) in ids.into_iter().zip(reports) {
