@@ -132,6 +132,16 @@ impl ApiError {
             Self::Conflict(detail) => {
                 Problem::new(S::CONFLICT, "conflict", "Conflict").detail(*detail)
             }
+            // The write database down, restarting or out of disk: nothing
+            // was written, and the same request may succeed shortly.
+            Self::Database(e) | Self::Outbox(orderflow_outbox::Error::Database(e))
+                if orderflow_service::stores::postgres::unavailable(e) =>
+            {
+                Problem::unavailable(
+                    "The write database cannot take the change right now; nothing was \
+                     written. Retry shortly (with the same Idempotency-Key).",
+                )
+            }
             Self::Database(_) | Self::Outbox(_) | Self::InjectedFault(_) => Problem::internal(),
         }
     }

@@ -76,6 +76,9 @@ impl IntoResponse for QueryError {
             Self::Unavailable(_) => Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Store unavailable")
                 .detail("a read model store is not answering; retry shortly")
                 .header(header::RETRY_AFTER, HeaderValue::from(1u64)),
+            Self::Database(e) if orderflow_service::stores::postgres::unavailable(e) => {
+                Problem::unavailable("a database is not answering; retry shortly")
+            }
             Self::Database(_) => Problem::internal(),
         };
         if problem.status_code().is_server_error() {

@@ -68,6 +68,19 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// A 503 with `Retry-After`: a store cannot take the request now (down,
+    /// restarting, out of disk); nothing was done, and the same request may
+    /// succeed shortly. Log the cause before calling.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+        )
+        .detail(detail)
+        .header(header::RETRY_AFTER, HeaderValue::from(1u64))
+    }
+
     /// A 500 that says nothing about its cause; log the cause before calling.
     pub fn internal() -> Self {
         Self::new(

@@ -74,6 +74,26 @@ pub mod postgres {
             .connect_lazy_with(options))
     }
 
+    /// Whether `err` says the database cannot take work right now, rather
+    /// than that the request was wrong: the connection failed or broke, the
+    /// pool timed out, the server is shutting down or starting up
+    /// (`57P01`-`57P03`), a connection exception (`08…`), or insufficient
+    /// resources (`53…`: disk full, out of memory, too many connections).
+    /// A client should see 503 and retry, not 500.
+    pub fn unavailable(err: &sqlx::Error) -> bool {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("53") || code.starts_with("08") || code.starts_with("57P")
+            }),
+            _ => false,
+        }
+    }
+
     /// Readiness: the database answers a query.
     pub async fn probe(pool: PgPool) -> Result<(), String> {
         sqlx::query("SELECT 1")
