@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
+use orderflow_service::auth::Auth;
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::ApiResult;
@@ -57,8 +58,19 @@ impl AppState {
     }
 }
 
-/// The command API (without the ops endpoints).
+/// The command API behind `auth` (without the ops endpoints, which stay
+/// open): every route, the fallbacks too, needs a verified token.
+pub fn api(state: AppState, auth: &Auth) -> Router {
+    auth.layer(routes(state))
+}
+
+/// The command API with authentication disabled: every caller is
+/// anonymous staff. Only for in-process benchmarks; services use [`api`].
 pub fn router(state: AppState) -> Router {
+    api(state, &Auth::disabled())
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/customers", post(catalog::create_customer))
         .route("/customers/{id}", put(catalog::update_customer))

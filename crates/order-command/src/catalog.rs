@@ -13,6 +13,7 @@ use orderflow_domain::{Currency, Email, Money, Sku, Text};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::access::{Action, allow};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, FieldError, constraint_conflict};
 use crate::extract::{
@@ -178,6 +179,7 @@ pub async fn create_customer(
     key: IdempotencyKey,
     body: ApiJson<CustomerInput>,
 ) -> ApiResult<Response> {
+    allow(&actor, Action::Catalog)?;
     let valid = validate_customer(&body.value)?;
     let print = fingerprint("POST", "/customers", &body.bytes);
     state
@@ -210,10 +212,11 @@ pub async fn create_customer(
         (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn update_customer(
     State(state): State<AppState>,
-    _actor: Actor,
+    actor: Actor,
     IdPath(id): IdPath,
     body: ApiJson<CustomerInput>,
 ) -> ApiResult<Json<CustomerView>> {
+    allow(&actor, Action::Catalog)?;
     let valid = validate_customer(&body.value)?;
     let view: Option<CustomerView> = sqlx::query_as(
         "UPDATE customers SET name = $2, email = $3, updated_at = now() WHERE id = $1 \
@@ -244,6 +247,7 @@ pub async fn create_product(
     key: IdempotencyKey,
     body: ApiJson<ProductInput>,
 ) -> ApiResult<Response> {
+    allow(&actor, Action::Catalog)?;
     let valid = validate_product(&body.value)?;
     let print = fingerprint("POST", "/products", &body.bytes);
     state
@@ -278,10 +282,11 @@ pub async fn create_product(
         (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn update_product(
     State(state): State<AppState>,
-    _actor: Actor,
+    actor: Actor,
     IdPath(id): IdPath,
     body: ApiJson<ProductInput>,
 ) -> ApiResult<Json<ProductView>> {
+    allow(&actor, Action::Catalog)?;
     let valid = validate_product(&body.value)?;
     let view: Option<ProductView> = sqlx::query_as(include_str!("sql/product_update.sql"))
         .bind(id)
@@ -308,10 +313,11 @@ pub async fn update_product(
         (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn set_stock(
     State(state): State<AppState>,
-    _actor: Actor,
+    actor: Actor,
     IdPath(id): IdPath,
     body: ApiJson<StockInput>,
 ) -> ApiResult<Json<ProductView>> {
+    allow(&actor, Action::Catalog)?;
     let available = body.value.available;
     if !(0..=MAX_STOCK).contains(&available) {
         return Err(ApiError::field(

@@ -58,6 +58,8 @@ pub enum ApiError {
     Outbox(#[from] orderflow_outbox::Error),
     #[error("injected fault at {0}")]
     InjectedFault(&'static str),
+    #[error(transparent)]
+    Auth(#[from] orderflow_service::auth::Rejection),
 }
 
 impl ApiError {
@@ -132,6 +134,7 @@ impl ApiError {
             Self::Conflict(detail) => {
                 Problem::new(S::CONFLICT, "conflict", "Conflict").detail(*detail)
             }
+            Self::Auth(rejection) => rejection.to_problem(),
             // The write database down, restarting or out of disk: nothing
             // was written, and the same request may succeed shortly.
             Self::Database(e) | Self::Outbox(orderflow_outbox::Error::Database(e))

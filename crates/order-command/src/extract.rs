@@ -12,32 +12,9 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// Who is acting. Authentication comes later (bearer tokens); until then every
-/// caller is anonymous staff, but handlers already take the actor explicitly
-/// so the token can decide it without touching them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    /// Staff may act on every order.
-    Staff { id: String },
-}
-
-impl Actor {
-    /// Scope of idempotency keys: one caller's key never matches another's.
-    pub fn principal(&self) -> String {
-        match self {
-            Self::Staff { id } => format!("staff:{id}"),
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::Staff {
-            id: "anonymous".to_owned(),
-        })
-    }
-}
+/// Who is acting: the verified bearer token's subject and role (see
+/// `orderflow_service::auth`); idempotency keys are scoped by it.
+pub use orderflow_service::auth::Actor;
 
 /// Correlation and trace context of the request, carried into every event.
 #[derive(Debug, Clone)]

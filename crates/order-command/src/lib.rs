@@ -5,6 +5,7 @@
 //! transaction, so what other services learn from Kafka is exactly what was
 //! committed here.
 
+pub mod access;
 pub mod app;
 pub mod catalog;
 pub mod error;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderflow_service::auth::{Auth, AuthArgs};
 use orderflow_service::config::parse_duration;
 use orderflow_service::stores::postgres::{self, WriteDbArgs};
 use orderflow_service::{CommonArgs, Readiness, ops, shutdown};
@@ -47,10 +49,14 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     #[command(flatten)]
     pub write_db: WriteDbArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// Runs the command service until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
+    // Before anything else: no verification key, no service.
+    let auth = Auth::from_args(&settings.auth)?;
     let pool = postgres::pool(
         &settings.write_db.url,
         settings.write_db.max_connections,
@@ -71,8 +77,9 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         idempotency_ttl: settings.idempotency_ttl,
         faults: Arc::new(faults::Faults::default()),
     };
-    let router = app::router(state).merge(ops::router(NAME, readiness));
+    let router = app::api(state, &auth).merge(ops::router(NAME, readiness));
     let pruner = tokio::spawn(prune_idempotency_keys(pool, token.clone()));
+    let keys = tokio::spawn(auth.maintain(token.clone()));
     let served = shutdown::serve_until_stopped(
         NAME,
         settings.http_addr,
@@ -82,6 +89,7 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
     )
     .await;
     pruner.abort();
+    keys.abort();
     served
 }
 

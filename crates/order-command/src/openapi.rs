@@ -135,6 +135,25 @@ impl Modify for Constraints {
         ] {
             set_parameter_pattern(doc, name, pattern);
         }
+        let catalog = "only staff tokens may change customers, products and stock";
+        let fulfil = "only staff and service tokens may ship and deliver";
+        orderflow_service::auth::openapi::document(
+            doc,
+            &[
+                ("/customers", "post", catalog),
+                ("/customers/{id}", "put", catalog),
+                ("/products", "post", catalog),
+                ("/products/{id}", "put", catalog),
+                ("/products/{id}/stock", "put", catalog),
+                (
+                    "/orders",
+                    "post",
+                    "a customer token names another customer_id",
+                ),
+                ("/orders/{id}/ship", "post", fulfil),
+                ("/orders/{id}/deliver", "post", fulfil),
+            ],
+        );
     }
 }
 
@@ -158,7 +177,7 @@ fn property<'d>(
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "orderflow command API", version = "1",
-        description = "Commands that change customers, products, stock and orders. Errors are application/problem+json with a stable `type` (https://orderflow.dev/problems/<kind>). Text fields are trimmed of surrounding whitespace before their length is counted and may hold no control character; each field's `pattern` says exactly what is accepted. Any POST accepts an Idempotency-Key: a retry with the same key and body returns the first response; the same key with another request is 422 `idempotency-key-reused`. Bodies are at most 64 KiB (413) and must be application/json (415)."),
+        description = "Commands that change customers, products, stock and orders. Errors are application/problem+json with a stable `type` (https://orderflow.dev/problems/<kind>). Text fields are trimmed of surrounding whitespace before their length is counted and may hold no control character; each field's `pattern` says exactly what is accepted. Any POST accepts an Idempotency-Key: a retry with the same key and body returns the first response; the same key with another request is 422 `idempotency-key-reused`. Bodies are at most 64 KiB (413) and must be application/json (415). Every operation needs a bearer token (JWT): `customer` tokens (subject = the customer id) place, pay and cancel their own orders, where another customer's order is 404 as if it did not exist; `staff` may do everything; `service` (machines) every order command but not the catalog. Idempotency keys are scoped by the token's subject; each subject has a request rate (429 with Retry-After)."),
     paths(
         crate::catalog::create_customer, crate::catalog::update_customer,
         crate::catalog::create_product, crate::catalog::update_product, crate::catalog::set_stock,

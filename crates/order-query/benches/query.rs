@@ -307,6 +307,9 @@ async fn start_query(token: &CancellationToken) -> String {
         ALIAS,
         "--level0",
         "true",
+        // The benchmark measures the reads, not the tokens.
+        "--auth-disabled",
+        "true",
     ])
     .unwrap();
     tokio::spawn(order_query::run(settings, token.clone()));

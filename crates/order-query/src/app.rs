@@ -6,6 +6,7 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::get;
 use elasticsearch::Elasticsearch;
+use orderflow_service::auth::{Auth, Slots};
 use sqlx::PgPool;
 
 use crate::lag::Lag;
@@ -32,6 +33,10 @@ pub struct AppState {
     /// Heartbeat interval of the SSE stream.
     pub heartbeat: Duration,
     pub level0: bool,
+    /// Concurrent `min_version` waits per token subject.
+    pub waits: Slots,
+    /// Concurrent status streams per token subject.
+    pub streams: Slots,
 }
 
 /// The consumer group of each read model's projector.
@@ -110,8 +115,13 @@ impl AppState {
     }
 }
 
-/// The query API (without the ops endpoints).
-pub fn router(state: AppState) -> Router {
+/// The query API behind `auth` (without the ops endpoints, which stay
+/// open): every route, the fallbacks too, needs a verified token.
+pub fn api(state: AppState, auth: &Auth) -> Router {
+    auth.layer(routes(state))
+}
+
+fn routes(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/orders", get(summary::list_orders))
         .route("/orders/search", get(search::search_orders))

@@ -26,6 +26,8 @@ pub enum QueryError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Auth(#[from] orderflow_service::auth::Rejection),
 }
 
 impl QueryError {
@@ -79,6 +81,7 @@ impl IntoResponse for QueryError {
             Self::Database(e) if orderflow_service::stores::postgres::unavailable(e) => {
                 Problem::unavailable("a database is not answering; retry shortly")
             }
+            Self::Auth(rejection) => rejection.to_problem(),
             Self::Database(_) => Problem::internal(),
         };
         if problem.status_code().is_server_error() {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use orderflow_service::auth::{Auth, AuthArgs, Slots};
 use orderflow_service::config::parse_duration;
 use orderflow_service::stores::kafka::KafkaArgs;
 use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
@@ -75,10 +76,20 @@ pub struct Settings {
     /// Serve the level-0 comparison endpoints (joins on the write database).
     #[arg(long, env = "LEVEL0_ENDPOINTS", default_value_t = false, action = clap::ArgAction::Set)]
     pub level0: bool,
+    /// Concurrent `min_version` waits one token subject may hold (then 429).
+    #[arg(long, env = "MAX_WAITS_PER_SUBJECT", default_value_t = 8)]
+    pub max_waits_per_subject: usize,
+    /// Concurrent status streams one token subject may hold (then 429).
+    #[arg(long, env = "MAX_STREAMS_PER_SUBJECT", default_value_t = 4)]
+    pub max_streams_per_subject: usize,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// Runs the query service until `token` is cancelled.
 pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result<()> {
+    // Before anything else: no verification key, no service.
+    let auth = Auth::from_args(&settings.auth)?;
     let read = postgres::pool(
         &settings.read_db.url,
         settings.read_db.max_connections,
@@ -117,6 +128,14 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         consistency_wait: settings.consistency_wait,
         heartbeat: settings.heartbeat,
         level0: settings.level0,
+        waits: Slots::new(
+            settings.max_waits_per_subject,
+            "this token already holds its limit of concurrent min_version waits",
+        ),
+        streams: Slots::new(
+            settings.max_streams_per_subject,
+            "this token already holds its limit of open status streams",
+        ),
     };
     let readiness = Readiness::new()
         .check("read-db", move || postgres::probe(read.clone()))
@@ -161,7 +180,8 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
             token.clone(),
         ),
     );
-    let router = app::router(state).merge(ops::router(NAME, readiness));
+    service.spawn("auth-keys", auth.clone().maintain(token.clone()));
+    let router = app::api(state, &auth).merge(ops::router(NAME, readiness));
     service.serve("http", listener, router);
     service.run().await
 }

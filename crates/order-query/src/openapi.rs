@@ -50,6 +50,7 @@ impl utoipa::Modify for Constraints {
         let pattern =
             orderflow_service::openapi::text_pattern(crate::params::MAX_QUERY_CHARS, true);
         orderflow_service::openapi::set_parameter_pattern(doc, "q", &pattern);
+        orderflow_service::auth::openapi::document(doc, &[]);
     }
 }
 
@@ -57,7 +58,7 @@ impl utoipa::Modify for Constraints {
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "orderflow query API", version = "1",
-        description = "Reads over the read models. Pass the version a command returned as min_version to read your own write: the read waits (bounded) for it, then answers 503 not-yet-visible with Retry-After if the change is accepted but not visible yet, 404 if the order does not exist and 422 version-not-reached if the order never had that version; consistency=strong reads the write database. Responses carry Orderflow-Source, Orderflow-Version and Orderflow-Projector-Lag headers. Unknown or repeated parameters are 400 invalid-parameter. Errors are application/problem+json with a stable `type` (https://orderflow.dev/problems/<kind>)."),
+        description = "Reads over the read models. Pass the version a command returned as min_version to read your own write: the read waits (bounded) for it, then answers 503 not-yet-visible with Retry-After if the change is accepted but not visible yet, 404 if the order does not exist and 422 version-not-reached if the order never had that version; consistency=strong reads the write database. Responses carry Orderflow-Source, Orderflow-Version and Orderflow-Projector-Lag headers. Unknown or repeated parameters are 400 invalid-parameter. Every operation needs a bearer token (JWT): a `customer` token (subject = the customer id) sees only its own orders (another customer's order is 404 as if it did not exist; lists and search are confined to the subject whatever the parameters say); `staff` and `service` see every order. Each subject has a request rate and a bound on concurrent min_version waits and status streams (429 with Retry-After). Errors are application/problem+json with a stable `type` (https://orderflow.dev/problems/<kind>)."),
     paths(
         crate::summary::get_order, crate::summary::list_orders, crate::search::search_orders,
         crate::status::get_status, crate::status::stream_status,

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use elasticsearch::SearchParts;
 use orderflow_readmodel::OrderSummary;
+use orderflow_service::auth::Actor;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -31,6 +32,7 @@ use crate::summary::OrderPage;
         (status = 503, description = "`unavailable`: the search engine is not answering (`Retry-After`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn search_orders(
     State(state): State<AppState>,
+    actor: Actor,
     params: RawParams,
 ) -> QueryResult<Response> {
     let list = params.list(&["q"])?;
@@ -60,6 +62,11 @@ pub async fn search_orders(
         }
     }
     let mut filter = Vec::new();
+    // A customer searches their own orders only: a term filter built here,
+    // beside (never inside) the user's text, which cannot widen it.
+    if let Some(own) = actor.own_customer() {
+        filter.push(json!({"term": {"customer_id": own}}));
+    }
     if let Some(customer) = list.customer_id {
         filter.push(json!({"term": {"customer_id": customer}}));
     }

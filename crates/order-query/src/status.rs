@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use orderflow_service::auth::{Actor, Slot};
 use redis::AsyncCommands as _;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -18,7 +19,7 @@ use crate::app::{AppState, Source};
 use crate::error::{QueryError, QueryResult};
 use crate::notify::StatusChange;
 use crate::params::{OrderPath, RawParams};
-use crate::summary::not_visible;
+use crate::summary::{authorize, not_visible};
 
 /// An order's status and where it came from.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -92,11 +93,17 @@ fn answer(state: &AppState, view: StatusView) -> Response {
         (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn get_status(
     State(state): State<AppState>,
+    actor: Actor,
     OrderPath(id): OrderPath,
     params: RawParams,
 ) -> QueryResult<Response> {
     params.only(&["min_version"])?;
     let wanted = params.min_version()?;
+    authorize(&state, &actor, id).await?;
+    let _slot = match wanted {
+        Some(_) => Some(state.waits.acquire(&actor.principal())?),
+        None => None,
+    };
     let mut changes = state.notifier.status.subscribe();
     let mut summaries = state.notifier.summary.subscribe();
     let deadline = tokio::time::Instant::now() + state.consistency_wait;
@@ -151,14 +158,18 @@ pub async fn get_status(
         (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn stream_status(
     State(state): State<AppState>,
+    actor: Actor,
     OrderPath(id): OrderPath,
     params: RawParams,
 ) -> QueryResult<Response> {
     params.only(&[])?;
+    authorize(&state, &actor, id).await?;
+    // Held for as long as the stream is open.
+    let slot = state.streams.acquire(&actor.principal())?;
     // Subscribe first, then read: no change can fall between the two.
     let changes = state.notifier.status.subscribe();
     let first = current(&state, id).await?.ok_or(QueryError::NotFound)?;
-    let stream = status_events(state.clone(), first, changes);
+    let stream = status_events(state.clone(), first, changes, slot);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.heartbeat).text("heartbeat"))
         .into_response())
@@ -183,9 +194,12 @@ fn status_events(
     state: AppState,
     first: StatusView,
     mut changes: tokio::sync::broadcast::Receiver<StatusChange>,
+    slot: Slot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
     tokio::spawn(async move {
+        // The subject's stream slot is free again when this task ends.
+        let _slot = slot;
         let order = first.order_id;
         let mut version = first.version;
         if tx.send(event(&first)).await.is_err() || is_final(&first.status) {

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use orderflow_readmodel::OrderSummary;
+use orderflow_service::auth::Actor;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -108,6 +109,37 @@ pub async fn not_visible(
     }
 }
 
+/// Whose order `order` is: the summary's customer, else the write model's
+/// (the read model may not show a new order yet); `None` if neither has it.
+async fn owner(state: &AppState, order: Uuid) -> QueryResult<Option<Uuid>> {
+    let summary: Option<Uuid> =
+        sqlx::query_scalar("SELECT customer_id FROM order_summary WHERE order_id = $1")
+            .bind(order)
+            .fetch_optional(&state.read)
+            .await?;
+    if summary.is_some() {
+        return Ok(summary);
+    }
+    sqlx::query_scalar("SELECT customer_id FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_optional(&state.write)
+        .await
+        .map_err(|e| QueryError::Unavailable(e.to_string()))
+}
+
+/// Object-level authorization: a customer asking about an order that is
+/// not theirs gets 404, exactly as for one that does not exist, before any
+/// wait, version check or read. Staff and service see every order.
+pub async fn authorize(state: &AppState, actor: &Actor, order: Uuid) -> QueryResult<()> {
+    let Some(own) = actor.own_customer() else {
+        return Ok(());
+    };
+    match owner(state, order).await? {
+        Some(customer) if customer == own => Ok(()),
+        _ => Err(QueryError::NotFound),
+    }
+}
+
 pub fn retry_after(wait: Duration) -> u64 {
     wait.as_secs().clamp(1, 5)
 }
@@ -125,11 +157,17 @@ pub fn retry_after(wait: Duration) -> u64 {
         (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn get_order(
     State(state): State<AppState>,
+    actor: Actor,
     OrderPath(id): OrderPath,
     params: RawParams,
 ) -> QueryResult<Response> {
     params.only(&["min_version", "consistency"])?;
     let min_version = params.min_version()?;
+    authorize(&state, &actor, id).await?;
+    let _slot = match min_version {
+        Some(_) => Some(state.waits.acquire(&actor.principal())?),
+        None => None,
+    };
     if params.strong()? {
         let found = orderflow_writemodel::readback::summaries(&state.write, Some(&[id]))
             .await
@@ -165,6 +203,7 @@ pub async fn get_order(
         (status = 500, description = "`internal`: a read database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn list_orders(
     State(state): State<AppState>,
+    actor: Actor,
     params: RawParams,
 ) -> QueryResult<Response> {
     let list = params.list(&[])?;
@@ -176,6 +215,11 @@ pub async fn list_orders(
     let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(
         "SELECT to_jsonb(s) FROM order_summary s WHERE true",
     );
+    // A customer's list is theirs, whatever the parameters say: the
+    // `customer_id` parameter can only narrow it further (to nothing).
+    if let Some(own) = actor.own_customer() {
+        sql.push(" AND s.customer_id = ").push_bind(own);
+    }
     if let Some(customer) = list.customer_id {
         sql.push(" AND s.customer_id = ").push_bind(customer);
     }

@@ -14,9 +14,13 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`shutdown`]: SIGTERM/SIGINT to a cancellation token, tasks drained
 //!   within a grace period;
+//! - `auth` (behind a feature): bearer tokens, the acting identity, per-subject
+//!   limits for the HTTP APIs;
 //! - `stores` (behind features): connecting to Postgres, Kafka, Redis and the
 //!   search engine, each with its readiness probe.
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod config;
 #[cfg(feature = "openapi")]
 pub mod openapi;

@@ -174,6 +174,8 @@ impl Pipeline {
             ("SEARCH_ALIAS", self.alias.clone()),
             ("REDIS_URL", orderflow_testkit::redis_url()),
             ("REDIS_KEY_PREFIX", self.prefix.clone()),
+            // The APIs accept every caller as anonymous staff (no tokens).
+            ("AUTH_DISABLED", "true".into()),
         ]
     }
 

@@ -10,10 +10,12 @@ use orderflow_domain::{
     Command, CustomerId, DomainError, OrderId, PlaceOrder, ProductId, Quantity, Text, decide,
     evolve,
 };
+use orderflow_service::auth::Rejection;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{OrderAccepted, accepted, envelopes, now, record, store};
+use crate::access::{Action, allow, owns};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Actor, ApiJson, IdempotencyKey, RequestMeta, fingerprint};
@@ -23,6 +25,8 @@ use crate::faults::{AFTER_STATE_WRITE, BEFORE_COMMIT};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderInput {
+    /// Whose order it is. A customer token may name only itself (its
+    /// subject); another id is 403 `forbidden`.
     pub customer_id: Uuid,
     /// 1 to 100 lines, each product at most once (a product on two lines
     /// is 422 `order-rejected`).
@@ -158,6 +162,13 @@ async fn place(
     key: IdempotencyKey,
     body: ApiJson<PlaceOrderInput>,
 ) -> ApiResult<Response> {
+    allow(actor, Action::Place)?;
+    if !owns(actor, body.value.customer_id) {
+        return Err(Rejection::Forbidden(
+            "a customer token places orders for its own customer id only",
+        )
+        .into());
+    }
     let valid = validate(&body.value)?;
     let print = fingerprint("POST", "/orders", &body.bytes);
     let run = async move |tx: &mut sqlx::PgConnection| {

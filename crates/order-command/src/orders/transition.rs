@@ -11,6 +11,7 @@ use orderflow_domain::{Command, OrderId, Text, decide, evolve};
 use serde::Deserialize;
 
 use super::{OrderAccepted, accepted, envelopes, now, record, store};
+use crate::access::{Action, allow, owns};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Actor, IdPath, IdempotencyKey, IfMatch, MaybeJson, RequestMeta, fingerprint};
@@ -57,6 +58,15 @@ struct Request<'a> {
     order_id: OrderId,
     action: &'static str,
     body: bytes::Bytes,
+}
+
+fn access(action: &str) -> Action {
+    match action {
+        "pay" => Action::Pay,
+        "ship" => Action::Ship,
+        "deliver" => Action::Deliver,
+        _ => Action::Cancel,
+    }
 }
 
 macro_rules! lifecycle_handler {
@@ -186,10 +196,14 @@ async fn transition(request: Request<'_>, command: Command) -> ApiResult<Respons
         action,
         body,
     } = request;
+    allow(&actor, access(action))?;
     let print = fingerprint("POST", &format!("/orders/{order_id}/{action}"), &body);
+    let owner = actor.clone();
     let run = async move |tx: &mut sqlx::PgConnection| {
+        // Another customer's order is answered as one that does not exist.
         let order = store::lock_order(tx, order_id)
             .await?
+            .filter(|o| owns(&owner, o.customer.id.0))
             .ok_or(ApiError::NotFound("order"))?;
         if let Some(expected) = if_match.0
             && expected != order.version

@@ -1,12 +1,83 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use order_command::app::{AppState, router};
+use clap::Parser as _;
+use order_command::app::{AppState, api};
 use order_command::faults::Faults;
+use orderflow_service::auth::{Auth, AuthArgs, Claims, Role, mint_hs256};
 use orderflow_testkit::{TestDatabase, fresh_database};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+/// The HS256 secret the test services verify with.
+pub const SECRET: &str = "order-command-tests-hs256-secret-0123456789";
+/// Issuer and audience the test services expect.
+pub const ISSUER: &str = "orderflow";
+pub const AUDIENCE: &str = "orderflow";
+
+/// The test keys' directory (see `keys/README.md`).
+pub fn keys_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/keys")
+}
+
+/// An HS256 token for `sub` in `role`, valid for an hour.
+pub fn token(sub: &str, role: Role) -> String {
+    let claims = Claims::new(sub, role, ISSUER, AUDIENCE, Duration::from_secs(3600));
+    mint_hs256(SECRET.as_bytes(), &claims).expect("token")
+}
+
+/// A staff token (what every request carries unless it says otherwise).
+pub fn staff() -> String {
+    token("ada-staff", Role::Staff)
+}
+
+/// A customer token for `customer`.
+pub fn customer_token(customer: Uuid) -> String {
+    token(&customer.to_string(), Role::Customer)
+}
+
+/// A service token.
+pub fn service() -> String {
+    token("payments-gateway", Role::Service)
+}
+
+/// Authentication settings: the test secret, the test JWKS file, plus `extra` flags.
+pub fn auth_args(extra: &[&str]) -> AuthArgs {
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        auth: AuthArgs,
+    }
+    let jwks = keys_dir().join("jwks.json");
+    let mut argv = vec![
+        "test".to_owned(),
+        "--auth-hs256-secret".to_owned(),
+        SECRET.to_owned(),
+        "--auth-jwks-file".to_owned(),
+        jwks.display().to_string(),
+    ];
+    // The suites send many requests as one staff subject; the rate limit
+    // has its own test, which sets its own.
+    if !extra.contains(&"--rate-per-second") {
+        argv.extend(["--rate-per-second", "100000", "--rate-burst", "100000"].map(str::to_owned));
+    }
+    argv.extend(extra.iter().map(|s| (*s).to_owned()));
+    Args::try_parse_from(argv).expect("auth args").auth
+}
+
+/// Every table of the write model.
+const TABLES: [&str; 9] = [
+    "customers",
+    "products",
+    "stock",
+    "orders",
+    "order_lines",
+    "payments",
+    "shipments",
+    "outbox",
+    "idempotency_keys",
+];
 
 /// A running command service on its own database.
 pub struct TestApp {
@@ -63,6 +134,16 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with_ttl(idempotency_ttl: Duration) -> TestApp {
+    spawn_with(idempotency_ttl, auth_args(&[])).await
+}
+
+/// A command service verifying tokens as `auth` says.
+pub async fn spawn_with(idempotency_ttl: Duration, auth: AuthArgs) -> TestApp {
+    let auth = Auth::from_args(&auth).expect("auth");
+    tokio::spawn(
+        auth.clone()
+            .maintain(tokio_util::sync::CancellationToken::new()),
+    );
     let db = fresh_database("cmd").await;
     orderflow_writemodel::MIGRATOR
         .run(&db.pool)
@@ -78,7 +159,7 @@ pub async fn spawn_with_ttl(idempotency_ttl: Duration) -> TestApp {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    tokio::spawn(async move { axum::serve(listener, api(state, &auth)).await });
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -100,7 +181,17 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        // Staff unless the request says who it is (or `authorization: -`: no token).
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        {
+            request = request.bearer_auth(staff());
+        }
         for (name, value) in headers {
+            if name.eq_ignore_ascii_case("authorization") && *value == "-" {
+                continue;
+            }
             request = request.header(*name, *value);
         }
         if let Some(body) = body {
@@ -198,17 +289,7 @@ impl TestApp {
     /// Row counts of every write-model table, to prove nothing was written.
     pub async fn counts(&self) -> Vec<(&'static str, i64)> {
         let mut counts = Vec::new();
-        for table in [
-            "customers",
-            "products",
-            "stock",
-            "orders",
-            "order_lines",
-            "payments",
-            "shipments",
-            "outbox",
-            "idempotency_keys",
-        ] {
+        for table in TABLES {
             let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
                 .fetch_one(&self.db.pool)
                 .await
@@ -216,6 +297,22 @@ impl TestApp {
             counts.push((table, n));
         }
         counts
+    }
+
+    /// A digest of every row of every write-model table: equal before and
+    /// after a request exactly when it wrote nothing (updates included).
+    pub async fn snapshot(&self) -> Vec<(&'static str, String)> {
+        let mut digests = Vec::new();
+        for table in TABLES {
+            let digest: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
+            ))
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("digest");
+            digests.push((table, digest.unwrap_or_default()));
+        }
+        digests
     }
 
     /// Envelopes in the outbox for `order`, in id order.

@@ -2,6 +2,7 @@
 //! the service in-process on port 0 with a database of its own.
 
 mod atomicity;
+mod bola;
 mod catalog;
 mod concurrency;
 mod conformance;
@@ -11,3 +12,4 @@ mod hostile;
 mod idempotency;
 mod lifecycle;
 mod openapi;
+mod tokens;

@@ -3,6 +3,7 @@
 //! in-process on their own databases, topic, index and key prefix), and
 //! isolates its data by creating its own customer and products.
 
+mod bola;
 mod consistency;
 mod hostile;
 mod lists;

@@ -72,7 +72,10 @@ async fn the_stream_delivers_changes_made_through_the_command_api() {
         .status,
         200
     );
-    let response = reqwest::get(format!("{}/orders/{order}/status/stream", w.query))
+    let response = reqwest::Client::new()
+        .get(format!("{}/orders/{order}/status/stream", w.query))
+        .bearer_auth(crate::world::staff())
+        .send()
         .await
         .expect("stream");
     assert_eq!(response.status(), 200);

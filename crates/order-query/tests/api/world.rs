@@ -2,6 +2,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::Parser as _;
+use orderflow_service::auth::{Claims, Role, mint_hs256};
 use orderflow_testkit::{
     fresh_read_database, fresh_topics, fresh_write_database, kafka_brokers, redis_url, search_url,
     unique_name,
@@ -9,6 +10,42 @@ use orderflow_testkit::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+/// The HS256 secret both services of the world verify tokens with.
+pub const SECRET: &str = "order-query-tests-hs256-secret-0123456789";
+
+/// A token for `sub` in `role`, valid for an hour.
+pub fn token(sub: &str, role: Role) -> String {
+    let claims = Claims::new(
+        sub,
+        role,
+        "orderflow",
+        "orderflow",
+        Duration::from_secs(3600),
+    );
+    mint_hs256(SECRET.as_bytes(), &claims).expect("token")
+}
+
+/// The staff token every helper request carries unless told otherwise.
+pub fn staff() -> String {
+    token("query-tests-staff", Role::Staff)
+}
+
+/// A customer's token.
+pub fn customer_token(customer: &str) -> String {
+    token(customer, Role::Customer)
+}
+
+/// Authentication flags of the world's services: the test secret, and
+/// limits high enough for suites that send many requests as one subject.
+const AUTH_FLAGS: [&str; 6] = [
+    "--auth-hs256-secret",
+    SECRET,
+    "--rate-per-second",
+    "100000",
+    "--rate-burst",
+    "100000",
+];
 
 /// Where the shared world's services listen.
 #[derive(Debug, Clone)]
@@ -68,11 +105,15 @@ async fn start() -> World {
     spawn_tethered(
         "order-command",
         &[
-            "--http-addr",
-            &command_addr,
-            "--write-database-url",
-            &write.url,
-        ],
+            &[
+                "--http-addr",
+                &command_addr,
+                "--write-database-url",
+                &write.url,
+            ][..],
+            &AUTH_FLAGS,
+        ]
+        .concat(),
     );
     spawn_tethered(
         "outbox-relay",
@@ -256,7 +297,7 @@ fn projector_args(
 }
 
 /// Where an order-query instance reads.
-struct QueryTarget<'a> {
+pub struct QueryTarget<'a> {
     port: u16,
     read_url: &'a str,
     write_url: &'a str,
@@ -270,8 +311,13 @@ struct QueryTarget<'a> {
 }
 
 fn query_settings(t: QueryTarget<'_>) -> order_query::Settings {
+    query_settings_with(t, &[])
+}
+
+/// The query service's settings for `t`, plus `extra` flags.
+pub fn query_settings_with(t: QueryTarget<'_>, extra: &[&str]) -> order_query::Settings {
     let (topic, groups) = (t.topic, t.groups);
-    order_query::Settings::try_parse_from([
+    let args = [
         "order-query",
         "--http-addr",
         &format!("127.0.0.1:{}", t.port),
@@ -303,8 +349,13 @@ fn query_settings(t: QueryTarget<'_>) -> order_query::Settings {
         "1s",
         "--level0",
         "true",
-    ])
-    .expect("query settings")
+    ];
+    let args = args
+        .iter()
+        .copied()
+        .chain(AUTH_FLAGS)
+        .chain(extra.iter().copied());
+    order_query::Settings::try_parse_from(args).expect("query settings")
 }
 
 async fn ready(base: &str) {
@@ -450,8 +501,18 @@ impl Reply {
     }
 }
 
+/// A GET as staff.
 pub async fn get(url: &str) -> Reply {
-    let response = reqwest::get(url).await.expect("request");
+    get_as(url, Some(&staff())).await
+}
+
+/// A GET with `token` (none: no Authorization header).
+pub async fn get_as(url: &str, token: Option<&str>) -> Reply {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.json().await.unwrap_or(Value::Null);
@@ -465,6 +526,7 @@ pub async fn get(url: &str) -> Reply {
 pub async fn post(url: &str, body: Value) -> Reply {
     let response = reqwest::Client::new()
         .post(url)
+        .bearer_auth(staff())
         .json(&body)
         .send()
         .await

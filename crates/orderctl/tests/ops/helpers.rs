@@ -167,6 +167,7 @@ pub async fn command_api(url: &str) -> CommandApi {
             ("WRITE_DATABASE_URL", url.to_owned()),
             ("COMMAND_HTTP_ADDR", format!("127.0.0.1:{port}")),
             ("MIGRATE_ON_START", "false".to_owned()),
+            ("AUTH_DISABLED", "true".to_owned()),
         ],
     );
     process.ready(Duration::from_secs(60)).await;
