@@ -24,6 +24,8 @@ use orderflow_topology::TopicSettings;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod token;
+
 /// `orderctl reconcile`'s exit status when drift remains (errors exit 1).
 const DRIFT_EXIT: u8 = 3;
 
@@ -167,6 +169,9 @@ enum Command {
         #[command(flatten)]
         write_db: WriteDbArgs,
     },
+    /// Mint a bearer token for the APIs from the local HS256 secret
+    /// (AUTH_HS256_SECRET), e.g. `orderctl token --role staff --subject ada`.
+    Token(token::TokenArgs),
     /// The dead-letter topic: events a projector gave up on.
     Dlq {
         #[command(subcommand)]
@@ -280,6 +285,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     });
     match cli.command {
+        Command::Token(args) => token::run(&args)?,
         Command::Setup {
             write_db,
             read_db,
