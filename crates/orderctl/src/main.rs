@@ -233,9 +233,18 @@ impl GroupArgs {
     /// (projector name, consumer group) for each projector.
     fn pairs(&self) -> Vec<(String, String)> {
         vec![
-            (orderflow_readstore::summary::NAME.to_owned(), self.summary_group.clone()),
-            (orderflow_readstore::search::NAME.to_owned(), self.search_group.clone()),
-            (orderflow_readstore::status::NAME.to_owned(), self.status_group.clone()),
+            (
+                orderflow_readstore::summary::NAME.to_owned(),
+                self.summary_group.clone(),
+            ),
+            (
+                orderflow_readstore::search::NAME.to_owned(),
+                self.search_group.clone(),
+            ),
+            (
+                orderflow_readstore::status::NAME.to_owned(),
+                self.status_group.clone(),
+            ),
         ]
     }
 }
@@ -419,8 +428,10 @@ async fn main() -> anyhow::Result<ExitCode> {
                 client: search.client()?,
                 alias: search.alias.clone(),
             };
-            let status =
-                orderflow_readstore::status::StatusProjection::new(redis.client()?, redis.key_prefix);
+            let status = orderflow_readstore::status::StatusProjection::new(
+                redis.client()?,
+                redis.key_prefix,
+            );
             let config = kafka.client_config("orderctl");
             let dead_letters = DeadLetterTopic {
                 config: config.clone(),
@@ -461,7 +472,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             let config = kafka.client_config("orderctl");
             let mut lags = Vec::new();
             for (_, group) in groups.pairs() {
-                lags.push(orderflow_ops::lag::group_lag(&config, &kafka.events_topic, &group).await?);
+                lags.push(
+                    orderflow_ops::lag::group_lag(&config, &kafka.events_topic, &group).await?,
+                );
             }
             if json {
                 print_json(&serde_json::json!({
@@ -473,7 +486,10 @@ async fn main() -> anyhow::Result<ExitCode> {
                     "outbox: {} unpublished (oldest {:.1} s), {} parked",
                     backlog.unpublished, backlog.oldest_seconds, backlog.parked
                 )];
-                lines.push(format!("{:<28} {:>9} {:>10} {:>10} {:>9}", "group", "partition", "committed", "end", "behind"));
+                lines.push(format!(
+                    "{:<28} {:>9} {:>10} {:>10} {:>9}",
+                    "group", "partition", "committed", "end", "behind"
+                ));
                 for lag in &lags {
                     for p in &lag.partitions {
                         lines.push(format!(
@@ -567,7 +583,10 @@ fn print_lines(lines: &[String]) {
 
 #[allow(clippy::print_stdout)]
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// The parked outbox rows on standard output: the command's answer.

@@ -55,7 +55,10 @@ impl GroupLag {
 
     /// The oldest uncommitted event's age, over every partition.
     pub fn seconds(&self) -> f64 {
-        self.partitions.iter().map(|p| p.seconds).fold(0.0, f64::max)
+        self.partitions
+            .iter()
+            .map(|p| p.seconds)
+            .fold(0.0, f64::max)
     }
 
     /// As JSON, for `--json`.
@@ -91,7 +94,11 @@ pub async fn outbox_backlog(write: &PgPool) -> anyhow::Result<OutboxBacklog> {
 }
 
 /// `group`'s lag on every partition of `topic`.
-pub async fn group_lag(config: &ClientConfig, topic: &str, group: &str) -> anyhow::Result<GroupLag> {
+pub async fn group_lag(
+    config: &ClientConfig,
+    topic: &str,
+    group: &str,
+) -> anyhow::Result<GroupLag> {
     let (config, topic, group) = (config.clone(), topic.to_owned(), group.to_owned());
     tokio::task::spawn_blocking(move || group_lag_blocking(&config, &topic, &group))
         .await
@@ -127,7 +134,10 @@ fn group_lag_blocking(config: &ClientConfig, topic: &str, group: &str) -> anyhow
     let mut out = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-        let stored = match committed.find_partition(topic, partition).map(|e| e.offset()) {
+        let stored = match committed
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
             Some(Offset::Offset(o)) => Some(o),
             _ => None,
         };

@@ -130,7 +130,12 @@ pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
         .dead_letters
         .list(None)
         .await
-        .with_context(|| format!("reading the dead-letter topic {}", sources.dead_letters.topic))?
+        .with_context(|| {
+            format!(
+                "reading the dead-letter topic {}",
+                sources.dead_letters.topic
+            )
+        })?
         .into_iter()
         .filter(|l| l.event.as_ref().is_some_and(|e| e.order_id == order_id))
         .collect();
@@ -261,7 +266,11 @@ async fn projector_views(
                 .filter(|(c, ..)| c == name)
                 .map(|(_, e, v, at)| (*e, *v, *at))
                 .collect(),
-            held: held.iter().filter(|h| &h.consumer == name).cloned().collect(),
+            held: held
+                .iter()
+                .filter(|h| &h.consumer == name)
+                .cloned()
+                .collect(),
             lag,
         });
     }
@@ -271,7 +280,11 @@ async fn projector_views(
 /// One line: where the order (or the event) is, or where it got stuck.
 fn verdict(t: &Trace) -> String {
     let wanted = |row: &OutboxEntry| t.event_id.is_none_or(|e| e == row.event_id);
-    if let Some(row) = t.outbox.iter().find(|r| wanted(r) && r.parked_at.is_some() && r.published_at.is_none()) {
+    if let Some(row) = t
+        .outbox
+        .iter()
+        .find(|r| wanted(r) && r.parked_at.is_some() && r.published_at.is_none())
+    {
         return format!(
             "parked in the outbox: v{} {} ({}); `orderctl outbox redrive --id {}` once fixed",
             row.aggregate_version,
@@ -280,7 +293,11 @@ fn verdict(t: &Trace) -> String {
             row.id
         );
     }
-    if let Some(row) = t.outbox.iter().find(|r| wanted(r) && r.published_at.is_none()) {
+    if let Some(row) = t
+        .outbox
+        .iter()
+        .find(|r| wanted(r) && r.published_at.is_none())
+    {
         let since = (OffsetDateTime::now_utc() - row.created_at).whole_seconds();
         let relay = if t.relay_leaders == 0 {
             "no relay holds the shard lock (relay down?)"
@@ -310,7 +327,11 @@ fn verdict(t: &Trace) -> String {
         return format!(
             "dead-lettered by {who}: {event}: {}{}",
             letter.reason.as_deref().unwrap_or("no reason given"),
-            if letter.replayed { " (replayed since)" } else { "" }
+            if letter.replayed {
+                " (replayed since)"
+            } else {
+                ""
+            }
         );
     }
     for view in &t.projectors {
@@ -339,7 +360,11 @@ fn verdict(t: &Trace) -> String {
         return if applied.len() == t.projectors.len() {
             "processed by every projector".to_owned()
         } else {
-            format!("on its way: processed by {} of {}", applied.len(), t.projectors.len())
+            format!(
+                "on its way: processed by {} of {}",
+                applied.len(),
+                t.projectors.len()
+            )
         };
     }
     let Some((_, version)) = &t.write else {
@@ -401,7 +426,9 @@ impl Trace {
         out.push(format!(
             "order {}{}  trace {}",
             self.order_id,
-            self.event_id.map(|e| format!("  event {e}")).unwrap_or_default(),
+            self.event_id
+                .map(|e| format!("  event {e}"))
+                .unwrap_or_default(),
             self.trace_id.as_deref().unwrap_or("-")
         ));
         match &self.write {
@@ -440,7 +467,12 @@ impl Trace {
             let lag = v
                 .lag
                 .as_ref()
-                .map(|l| format!("partition {} lag {} events / {:.1} s", l.partition, l.events, l.seconds))
+                .map(|l| {
+                    format!(
+                        "partition {} lag {} events / {:.1} s",
+                        l.partition, l.events, l.seconds
+                    )
+                })
                 .unwrap_or_else(|| "lag unknown".to_owned());
             out.push(format!(
                 "{:<18} store at {}  processed {}  held {}  {lag}",
