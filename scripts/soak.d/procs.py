@@ -8,6 +8,7 @@ never by name).
 import asyncio
 import os
 import signal
+import random
 import socket
 import subprocess
 import time
@@ -18,23 +19,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENGINE_SH = os.path.join(HERE, "engine.sh")
 
 
-def free_port():
+# Ports are drawn below Linux's ephemeral range (32768-60999): a port the
+# kernel hands out for an outgoing connection could otherwise be taken in
+# the moment between choosing it here and the service binding it.
+PORT_RANGE = (20000, 32000)
+_rng = random.Random()
+
+
+def _bindable(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port():
+    return free_ports(1)[0]
 
 
 def free_ports(n):
-    """n distinct free loopback ports (held open together so they differ)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+    """n distinct free loopback ports outside the ephemeral range."""
+    ports = []
+    for _ in range(10_000):
+        if len(ports) == n:
+            return ports
+        port = _rng.randrange(*PORT_RANGE)
+        if port not in ports and _bindable(port):
+            ports.append(port)
+    raise RuntimeError(f"no {n} free loopback ports in {PORT_RANGE}")
 
 
 class Engines:
