@@ -23,11 +23,7 @@ pub struct TokenArgs {
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
     /// The secret the APIs verify with.
-    #[arg(
-        long = "auth-hs256-secret",
-        env = "AUTH_HS256_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long = "auth-hs256-secret", env = "AUTH_HS256_SECRET")]
     pub secret: Secret,
     #[arg(long = "auth-issuer", env = "AUTH_ISSUER", default_value = "orderflow")]
     pub issuer: String,

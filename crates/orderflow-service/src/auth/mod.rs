@@ -47,11 +47,7 @@ use crate::config::{Secret, parse_duration};
 pub struct AuthArgs {
     /// HS256 secret (at least 32 bytes) tokens are verified with; for local
     /// runs, where `orderctl token` mints with the same secret.
-    #[arg(
-        long = "auth-hs256-secret",
-        env = "AUTH_HS256_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long = "auth-hs256-secret", env = "AUTH_HS256_SECRET")]
     pub hs256_secret: Option<Secret>,
     /// JWKS file of RS256/ES256 public keys (each entry with its `alg`);
     /// re-read every AUTH_JWKS_RELOAD, so keys rotate without a restart.
