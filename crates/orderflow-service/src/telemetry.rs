@@ -63,29 +63,34 @@ pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<Tel
             .build(),
     };
     opentelemetry::global::set_tracer_provider(provider.clone());
-    // Spans at info and above always reach the trace layer, whatever
-    // RUST_LOG says: the log filter decides what is printed, not whether
-    // events carry a trace context.
+    // Spans (and events) at info and above always reach the trace layer,
+    // whatever RUST_LOG says: the log filter decides what is printed, not
+    // whether events carry a trace context. A level filter, not a
+    // `filter_fn`: with the latter, a span the log filter also enabled lost
+    // its trace context (no traceparent at the default RUST_LOG=info).
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service_name))
-        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-            meta.is_span() && *meta.level() <= tracing::Level::INFO
-        }));
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     let provider = Some(provider);
 
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Each layer has a filter of its own.
     let fmt_layer = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_filter(filter)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_filter(filter)
             .boxed(),
     };
     // An error here means a subscriber is already installed: fine in tests.
     let _ = tracing_subscriber::registry()
-        .with(fmt_layer.with_filter(filter))
+        .with(fmt_layer)
         .with(otel_layer)
         .try_init();
 

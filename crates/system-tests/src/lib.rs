@@ -49,8 +49,10 @@ impl ServiceProcess {
         for (key, value) in env {
             command.env(key, value);
         }
+        if !env.iter().any(|(key, _)| *key == "RUST_LOG") {
+            command.env("RUST_LOG", "warn");
+        }
         let child = command
-            .env("RUST_LOG", "warn")
             .env("SHUTDOWN_GRACE", "5s")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

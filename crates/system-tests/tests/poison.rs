@@ -23,7 +23,10 @@ const DEADLINE: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_from_another_producer_stops_no_read_model() {
     let pipeline = Pipeline::fresh("poison").await;
-    let command = pipeline.start("order-command", &[]).await;
+    // At the default log level: the trace context must not depend on it.
+    let command = pipeline
+        .start("order-command", &[("RUST_LOG", "info".to_owned())])
+        .await;
     let _relay = pipeline.start("outbox-relay", &[]).await;
     let mut projectors = Vec::new();
     for name in ["summary-projector", "search-projector", "status-projector"] {
@@ -186,6 +189,12 @@ async fn poison_from_another_producer_stops_no_read_model() {
         orders.len(),
         "each command is its own trace: {traces:?}"
     );
+    // The command itself wrote it (the relay would start a trace otherwise).
+    let missing: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE traceparent IS NULL")
+        .fetch_one(&pipeline.write.pool)
+        .await
+        .expect("outbox");
+    assert_eq!(missing, 0, "outbox rows without a traceparent");
 
     // Each projector dead-letters each poison record (six records).
     let consumer: StreamConsumer = kafka_config()
