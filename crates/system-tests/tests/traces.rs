@@ -3,6 +3,8 @@
 //! relay's publish into each projector's apply. Read back from a real trace
 //! backend, Jaeger (`scripts/stack up` starts it), through its query API.
 
+#![allow(clippy::print_stdout)] // the trace id is the output
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
