@@ -223,6 +223,45 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Writes `value` under `key` straight to the events topic, as another
+    /// producer (not the relay) would.
+    pub async fn produce_raw(&self, key: &str, value: &[u8]) {
+        let producer: rdkafka::producer::FutureProducer = orderflow_testkit::kafka_config()
+            .create()
+            .expect("producer");
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&self.topic)
+                    .key(key)
+                    .payload(value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced to the events topic");
+    }
+}
+
+/// An envelope written by hand (for events the command service would never
+/// emit): a fresh event id, version `version` of `order`, and `payload`.
+pub fn raw_envelope(
+    order: uuid::Uuid,
+    version: i64,
+    event_type: &str,
+    schema_version: u32,
+    payload: serde_json::Value,
+) -> (uuid::Uuid, serde_json::Value) {
+    let id = uuid::Uuid::now_v7();
+    let envelope = serde_json::json!({
+        "event_id": id, "event_type": event_type, "schema_version": schema_version,
+        "aggregate_type": "order", "aggregate_id": order, "aggregate_version": version,
+        "occurred_at": "2026-12-01T00:00:00Z", "correlation_id": uuid::Uuid::now_v7(),
+        "causation_id": uuid::Uuid::now_v7(), "payload": payload,
+    });
+    (id, envelope)
+}
+
 /// Process output as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

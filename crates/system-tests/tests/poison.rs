@@ -14,9 +14,8 @@ use orderflow_testkit::{eventually, kafka_config, unique_name};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::Headers as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use system_tests::{Pipeline, post};
+use system_tests::{Pipeline, post, raw_envelope};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -58,12 +57,15 @@ async fn poison_from_another_producer_stops_no_read_model() {
     };
 
     // Poison on several keys, so it lands on several partitions.
-    let producer: FutureProducer = kafka_config().create().expect("producer");
     let envelope = |event_type: &str, schema_version: u32| {
-        json!({"event_id": uuid::Uuid::now_v7(), "event_type": event_type, "schema_version": schema_version,
-            "aggregate_type": "order", "aggregate_id": uuid::Uuid::now_v7(), "aggregate_version": 1,
-            "occurred_at": "2026-12-01T00:00:00Z", "correlation_id": uuid::Uuid::now_v7(),
-            "causation_id": uuid::Uuid::now_v7(), "payload": {}})
+        raw_envelope(
+            uuid::Uuid::now_v7(),
+            1,
+            event_type,
+            schema_version,
+            json!({}),
+        )
+        .1
         .to_string()
         .into_bytes()
     };
@@ -74,15 +76,9 @@ async fn poison_from_another_producer_stops_no_read_model() {
     ];
     for (n, value) in poison.iter().enumerate() {
         for copy in 0..2 {
-            let key = format!("poison-{n}-{copy}");
-            producer
-                .send(
-                    FutureRecord::to(&pipeline.topic).key(&key).payload(value),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map_err(|(e, _)| e)
-                .expect("poison produced");
+            pipeline
+                .produce_raw(&format!("poison-{n}-{copy}"), value)
+                .await;
         }
     }
 

@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use orderflow_testkit::{eventually, kafka_config};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use orderflow_testkit::eventually;
 use serde_json::json;
-use system_tests::Pipeline;
+use system_tests::{Pipeline, raw_envelope};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_a_store_is_failing_exits_zero() {
@@ -23,24 +22,16 @@ async fn sigterm_while_a_store_is_failing_exits_zero() {
         .expect("rename");
     // Version 2 of an order whose version 1 never came: it must be held.
     let order = uuid::Uuid::now_v7();
-    let envelope = json!({
-        "event_id": uuid::Uuid::now_v7(), "event_type": "OrderPaid", "schema_version": 1,
-        "aggregate_type": "order", "aggregate_id": order, "aggregate_version": 2,
-        "occurred_at": "2026-12-01T00:00:00Z", "correlation_id": uuid::Uuid::now_v7(),
-        "causation_id": uuid::Uuid::now_v7(),
-        "payload": {"order_id": order, "amount_minor": 100, "currency": "EUR", "paid_at": "2026-12-01T00:00:00Z"}
-    });
-    let producer: FutureProducer = kafka_config().create().expect("producer");
-    let key = order.to_string();
-    let value = envelope.to_string();
-    producer
-        .send(
-            FutureRecord::to(&pipeline.topic).key(&key).payload(&value),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .expect("produce");
+    let (_, envelope) = raw_envelope(
+        order,
+        2,
+        "OrderPaid",
+        1,
+        json!({"order_id": order, "amount_minor": 100, "currency": "EUR", "paid_at": "2026-12-01T00:00:00Z"}),
+    );
+    pipeline
+        .produce_raw(&order.to_string(), envelope.to_string().as_bytes())
+        .await;
 
     let http = reqwest::Client::new();
     let readyz = format!("{}/readyz", projector.base);

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use orderflow_testkit::{eventually, kafka_config, unique_name};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use orderflow_testkit::{eventually, unique_name};
 use serde_json::{Value, json};
-use system_tests::{Pipeline, post, text};
+use system_tests::{Pipeline, post, raw_envelope, text};
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -40,31 +39,6 @@ async fn verdict(pipeline: &Pipeline, id: &str, prefix: &str) -> (i32, Value) {
             .then_some((code, value))
     })
     .await
-}
-
-async fn produce(pipeline: &Pipeline, key: Uuid, value: Value) {
-    let producer: FutureProducer = kafka_config().create().expect("producer");
-    let key = key.to_string();
-    let value = value.to_string();
-    producer
-        .send(
-            FutureRecord::to(&pipeline.topic).key(&key).payload(&value),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .expect("produce");
-}
-
-fn envelope(order: Uuid, version: i64, event_type: &str, payload: Value) -> (Uuid, Value) {
-    let id = Uuid::now_v7();
-    (
-        id,
-        json!({"event_id": id, "event_type": event_type, "schema_version": 1,
-            "aggregate_type": "order", "aggregate_id": order, "aggregate_version": version,
-            "occurred_at": "2026-12-01T00:00:00Z", "correlation_id": Uuid::now_v7(),
-            "causation_id": Uuid::now_v7(), "payload": payload}),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,13 +104,16 @@ async fn trace_says_where_an_order_or_an_event_is() {
 
     // 2. An event beyond a gap (v3 of an order at v1) is held.
     let order_id = Uuid::parse_str(&order).expect("uuid");
-    let (held, shipped) = envelope(
+    let (held, shipped) = raw_envelope(
         order_id,
         3,
         "OrderShipped",
+        1,
         json!({"order_id": order_id, "carrier": "DHL", "tracking_number": "T1", "shipped_at": "2026-12-01T00:00:00Z"}),
     );
-    produce(&pipeline, order_id, shipped).await;
+    pipeline
+        .produce_raw(&order_id.to_string(), shipped.to_string().as_bytes())
+        .await;
     let (code, seen) = eventually("trace of the held event", DEADLINE, || async {
         let (code, value) = trace(&pipeline, &held.to_string()).await?;
         let v = value["verdict"].as_str()?.to_owned();
@@ -148,13 +125,16 @@ async fn trace_says_where_an_order_or_an_event_is() {
 
     // 3. An impossible event (OrderPaid as version 1) is dead-lettered.
     let stranger = Uuid::now_v7();
-    let (poison, paid) = envelope(
+    let (poison, paid) = raw_envelope(
         stranger,
         1,
         "OrderPaid",
+        1,
         json!({"order_id": stranger, "amount_minor": 1, "currency": "EUR", "paid_at": "2026-12-01T00:00:00Z"}),
     );
-    produce(&pipeline, stranger, paid).await;
+    pipeline
+        .produce_raw(&stranger.to_string(), paid.to_string().as_bytes())
+        .await;
     let (code, seen) = verdict(&pipeline, &poison.to_string(), "dead-lettered by").await;
     assert_eq!(code, 3);
     assert!(
