@@ -109,35 +109,11 @@ impl DeadLetterTopic {
     /// Per partition: where the replay group stands, and where the topic
     /// ends now. Only what is below the end is read, so a walk finishes.
     async fn ranges(&self, consumer: &StreamConsumer) -> anyhow::Result<Vec<(i32, i64, i64)>> {
-        let topic = self.topic.clone();
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), TIMEOUT)
-            .with_context(|| format!("reading metadata of {topic}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .filter(|t| t.error().is_none())
-            .with_context(|| format!("dead-letter topic {topic} does not exist"))?
-            .partitions()
-            .iter()
-            .map(|p| p.id())
-            .collect();
-        let mut wanted = TopicPartitionList::new();
-        for p in &partitions {
-            wanted.add_partition(&topic, *p);
-        }
-        let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
-        let mut ranges = Vec::new();
-        for p in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, p, TIMEOUT)?;
-            let start = match committed.find_partition(&topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o.max(low),
-                _ => low,
-            };
-            ranges.push((p, start, high));
-        }
-        Ok(ranges)
+        Ok(crate::lag::group_positions(consumer, &self.topic)
+            .with_context(|| format!("reading the dead-letter topic {}", self.topic))?
+            .into_iter()
+            .map(|p| (p.partition, p.committed.unwrap_or(p.low).max(p.low), p.high))
+            .collect())
     }
 
     /// Every dead letter still on the topic (of `only` projector, when

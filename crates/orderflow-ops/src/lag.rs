@@ -112,35 +112,17 @@ fn group_lag_blocking(config: &ClientConfig, topic: &str, group: &str) -> anyhow
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a Kafka client (KAFKA_BROKERS)")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .with_context(|| format!("reading metadata of {topic} (KAFKA_BROKERS)"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .with_context(|| format!("topic {topic} does not exist (EVENTS_TOPIC)"))?
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    let mut wanted = TopicPartitionList::new();
-    for p in &partitions {
-        wanted.add_partition(topic, *p);
-    }
-    let committed = consumer
-        .committed_offsets(wanted, TIMEOUT)
-        .with_context(|| format!("reading the committed offsets of group {group}"))?;
-    let mut out = Vec::with_capacity(partitions.len());
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-        let stored = match committed
-            .find_partition(topic, partition)
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(o)) => Some(o),
-            _ => None,
-        };
+    let positions = group_positions(&consumer, topic).with_context(|| {
+        format!("reading the committed offsets of group {group} (KAFKA_BROKERS)")
+    })?;
+    let mut out = Vec::with_capacity(positions.len());
+    for GroupPosition {
+        partition,
+        committed: stored,
+        low,
+        high,
+    } in positions
+    {
         let at = stored.unwrap_or(low).max(low);
         let events = (high - at).max(0);
         let seconds = if events > 0 {
@@ -160,6 +142,60 @@ fn group_lag_blocking(config: &ClientConfig, topic: &str, group: &str) -> anyhow
         group: group.to_owned(),
         partitions: out,
     })
+}
+
+/// Where a consumer's group stands on one partition, and the partition's
+/// watermarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupPosition {
+    pub partition: i32,
+    /// The group's committed offset; `None` when it never committed.
+    pub committed: Option<i64>,
+    pub low: i64,
+    pub high: i64,
+}
+
+/// [`GroupPosition`] of every partition of `topic`, for the group the
+/// consumer was created with (blocking calls).
+pub(crate) fn group_positions<C: rdkafka::consumer::Consumer>(
+    consumer: &C,
+    topic: &str,
+) -> anyhow::Result<Vec<GroupPosition>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .with_context(|| format!("reading metadata of {topic}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .with_context(|| format!("topic {topic} does not exist"))?
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut wanted = TopicPartitionList::new();
+    for p in &partitions {
+        wanted.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
+    let mut out = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        let committed = match committed
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        };
+        out.push(GroupPosition {
+            partition,
+            committed,
+            low,
+            high,
+        });
+    }
+    Ok(out)
 }
 
 /// Seconds since the message at `offset` of `partition` was produced.
