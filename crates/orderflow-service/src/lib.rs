@@ -12,6 +12,7 @@
 //! - [`ops`]: `/healthz`, `/readyz` (the service's own dependency checks) and
 //!   `/metrics`;
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
+//! - [`retry`]: the jittered exponential delay every retry loop waits;
 //! - [`shutdown`]: SIGTERM/SIGINT to a cancellation token, tasks drained
 //!   within a grace period;
 //! - `auth` (behind a feature): bearer tokens, the acting identity, per-subject
@@ -26,6 +27,7 @@ pub mod config;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod retry;
 pub mod shutdown;
 pub mod stores;
 pub mod telemetry;

@@ -48,14 +48,14 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
     let prepare = {
         let token = token.clone();
         async move {
-            let mut wait = std::time::Duration::from_millis(200);
+            let mut waits = orderflow_service::retry::schedule(std::time::Duration::from_secs(5));
             while let Err(err) = orderflow_readstore::search::index::ensure(&client, &alias).await {
                 tracing::warn!(error = %err, "search_projector.index not ready; retrying");
+                let wait = waits.next().unwrap_or(std::time::Duration::from_secs(5));
                 tokio::select! {
                     () = token.cancelled() => return Ok(()),
                     () = tokio::time::sleep(wait) => {}
                 }
-                wait = (wait * 2).min(std::time::Duration::from_secs(5));
             }
             Ok(())
         }

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::Runtime;
 use super::dead_letters::envelope_message;
-use super::health::backoff;
 use crate::{ApplyError, Event, Outcome, Projection};
 
 impl<P: Projection> Runtime<P> {
@@ -70,7 +69,11 @@ impl<P: Projection> Runtime<P> {
                         break Outcome::Invalid(format!("refused {attempts} times: {err}"));
                     }
                     Err(ApplyError::Refused(_)) => {
-                        tokio::time::sleep(backoff(attempts, self.settings.max_backoff)).await;
+                        tokio::time::sleep(orderflow_service::retry::delay(
+                            attempts,
+                            self.settings.max_backoff,
+                        ))
+                        .await;
                     }
                 }
             };

@@ -1,9 +1,8 @@
 //! What `/readyz` says about the consumer loop, and the backoff behind it:
 //! a store that keeps failing makes the projector not ready and waits
-//! longer each time, up to `PROJECTOR_MAX_BACKOFF`.
+//! longer each time (jittered), up to `PROJECTOR_MAX_BACKOFF`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +46,7 @@ impl<P: Projection> Runtime<P> {
             problem,
             "projector.store unavailable; retrying"
         );
-        let wait = backoff(attempt, self.settings.max_backoff);
+        let wait = orderflow_service::retry::delay(attempt, self.settings.max_backoff);
         tokio::select! {
             () = token.cancelled() => false,
             () = tokio::time::sleep(wait) => true,
@@ -59,9 +58,4 @@ impl<P: Projection> Runtime<P> {
         self.health.set(None);
         self.failures.store(0, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-pub(super) fn backoff(attempt: u32, max: Duration) -> Duration {
-    let base = Duration::from_millis(100) * 2u32.saturating_pow(attempt.saturating_sub(1).min(10));
-    base.min(max)
 }
