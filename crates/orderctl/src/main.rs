@@ -42,7 +42,8 @@ struct Cli {
 enum Command {
     /// Create what the system needs before any service starts: both
     /// databases' migrations, the events topic and the dead-letter topic
-    /// (partitions, replication and retention from settings). Safe to
+    /// (partitions, replication and retention from settings), and each
+    /// service's Postgres role and Redis user (README, Security). Safe to
     /// repeat; refuses, naming it, a topic that has fewer partitions than
     /// configured. `scripts/run`, compose and the Kubernetes Job run it.
     Setup {
@@ -57,6 +58,8 @@ enum Command {
         dlq_topic: Option<String>,
         #[command(flatten)]
         topics: TopicSettings,
+        #[command(flatten)]
+        access: orderflow_topology::access::AccessSettings,
     },
     /// Apply pending schema migrations to the write database only (part of
     /// `setup`).
@@ -301,12 +304,13 @@ async fn main() -> anyhow::Result<ExitCode> {
             kafka,
             dlq_topic,
             topics,
+            access,
         } => {
             let write = postgres::pool(&write_db.url, 2, "orderctl")?;
             let read = postgres::pool(&read_db.url, 2, "orderctl")?;
             let dlq_topic = dlq_topic.unwrap_or_else(|| default_dlq_topic(&kafka.events_topic));
             let specs = topics.specs(&kafka.events_topic, &dlq_topic);
-            let steps = orderflow_topology::apply(
+            let mut steps = orderflow_topology::apply(
                 &write,
                 &read,
                 &kafka.client_config("orderctl"),
@@ -316,6 +320,13 @@ async fn main() -> anyhow::Result<ExitCode> {
             .with_context(
                 || "applying the topology (WRITE_DATABASE_URL, READ_DATABASE_URL, KAFKA_BROKERS)",
             )?;
+            steps.extend(
+                orderflow_topology::access::apply(&write, &read, &access)
+                    .await
+                    .context(
+                        "giving each service its role (ROLE_PREFIX, *_DB_PASSWORD, REDIS_URL)",
+                    )?,
+            );
             print_steps(&steps);
         }
         Command::Migrate { write_db } => {

@@ -12,11 +12,13 @@
 //! read database's (`orderflow-projector`: inboxes, held events, the order
 //! summary) and creates the events topic and the dead-letter topic, refusing
 //! a topic that exists with fewer partitions than configured. Applying it
-//! twice changes nothing.
+//! twice changes nothing. [`access`] then gives every service its own
+//! Postgres role and Redis user with only the rights it needs.
 //!
 //! May depend on the schema crates and the service shell's Kafka settings;
 //! no service depends on it except through `orderctl`.
 
+pub mod access;
 pub mod topics;
 
 use sqlx::PgPool;
@@ -33,6 +35,9 @@ pub enum Error {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// Redis refused or did not answer (creating the ACL users).
+    #[error("redis: {0}")]
+    Redis(String),
     /// Kafka refused or did not answer.
     #[error("kafka: {0}")]
     Kafka(String),
@@ -76,6 +81,14 @@ pub enum Step {
     },
     /// A topic and what was done about it.
     Topic { spec: TopicSpec, state: TopicState },
+    /// The service roles of a database, created and granted their rights.
+    Roles {
+        database: &'static str,
+        roles: Vec<String>,
+    },
+    /// A Redis ACL user: set to its rights, or left alone because no
+    /// password is configured for it.
+    RedisUser { user: String, set: bool },
 }
 
 impl std::fmt::Display for Step {
@@ -99,6 +112,15 @@ impl std::fmt::Display for Step {
                     write!(f, "topic {}: exists ({partitions} partitions)", spec.name)
                 }
             },
+            Self::Roles { database, roles } => write!(
+                f,
+                "{database} database: roles {} granted their rights",
+                roles.join(", ")
+            ),
+            Self::RedisUser { user, set: true } => write!(f, "redis user {user}: rights set"),
+            Self::RedisUser { user, set: false } => {
+                write!(f, "redis user {user}: skipped (no password configured)")
+            }
         }
     }
 }
