@@ -1,0 +1,83 @@
+//! `orderctl trace <order|event>`: where an event is, across every hop and
+//! store, with a verdict on top.
+
+use std::process::ExitCode;
+
+use orderflow_ops::dlq::DeadLetterTopic;
+use orderflow_service::stores::kafka::KafkaArgs;
+use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
+use orderflow_service::stores::redis::RedisArgs;
+use orderflow_service::stores::search::SearchArgs;
+use uuid::Uuid;
+
+use crate::cli::{DlqTopicArg, GroupArgs};
+use crate::commands::DRIFT_EXIT;
+use crate::output;
+
+/// Settings of `orderctl trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// An order id or an event id.
+    id: Uuid,
+    #[command(flatten)]
+    write_db: WriteDbArgs,
+    #[command(flatten)]
+    read_db: ReadDbArgs,
+    #[command(flatten)]
+    redis: RedisArgs,
+    #[command(flatten)]
+    search: SearchArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    dlq_topic: DlqTopicArg,
+    #[command(flatten)]
+    groups: GroupArgs,
+    /// Print JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Traces one id; exits [`DRIFT_EXIT`] unless it is visible everywhere.
+pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let write = postgres::pool(&args.write_db.url, 2, "orderctl")?;
+    let read = postgres::pool(&args.read_db.url, 2, "orderctl")?;
+    let search = orderflow_readstore::search::SearchProjection {
+        client: args.search.client()?,
+        alias: args.search.alias.clone(),
+    };
+    let status = orderflow_readstore::status::StatusProjection::new(
+        args.redis.client()?,
+        args.redis.key_prefix.clone(),
+    );
+    let config = args.kafka.client_config("orderctl");
+    let dead_letters = DeadLetterTopic {
+        config: config.clone(),
+        topic: args.dlq_topic.resolve(&args.kafka),
+        group: "orderctl-dlq-replay".to_owned(),
+    };
+    let projectors = args.groups.pairs();
+    let sources = orderflow_ops::trace::Sources {
+        write: &write,
+        read: &read,
+        search: &search,
+        status: &status,
+        kafka: &config,
+        events_topic: &args.kafka.events_topic,
+        dead_letters: &dead_letters,
+        projectors: &projectors,
+    };
+    let trace = orderflow_ops::trace::trace(&sources, args.id).await?;
+    if args.json {
+        output::print_json(&trace.to_json());
+    } else {
+        output::print_lines(&trace.lines());
+    }
+    let done = trace.verdict.starts_with("visible everywhere")
+        || trace.verdict.starts_with("processed by every projector");
+    Ok(if done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DRIFT_EXIT)
+    })
+}
