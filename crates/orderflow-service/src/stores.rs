@@ -130,16 +130,92 @@ pub mod kafka {
             default_value = "orders.events.v1"
         )]
         pub events_topic: String,
+        /// How this client authenticates and encrypts (passed to librdkafka).
+        #[command(flatten)]
+        pub security: KafkaSecurityArgs,
+    }
+
+    /// TLS and SASL for the Kafka clients, handed to librdkafka as they
+    /// are (its `security.protocol`, `sasl.*`, `ssl.ca.location`), so each
+    /// service can be its own Kafka principal with its own ACLs. Unset: the
+    /// local stack's plaintext listener.
+    #[derive(Debug, Clone, Default, clap::Args)]
+    pub struct KafkaSecurityArgs {
+        /// `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
+        #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL")]
+        pub protocol: Option<String>,
+        /// `sasl.mechanism`: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ...
+        #[arg(long = "kafka-sasl-mechanism", env = "KAFKA_SASL_MECHANISM")]
+        pub sasl_mechanism: Option<String>,
+        /// `sasl.username`: this service's Kafka principal.
+        #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
+        pub sasl_username: Option<String>,
+        /// `sasl.password`.
+        #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD")]
+        pub sasl_password: Option<crate::Secret>,
+        /// `ssl.ca.location`: the CA bundle that signed the brokers' certificates.
+        #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
+        pub ssl_ca_location: Option<String>,
+    }
+
+    impl KafkaSecurityArgs {
+        /// Sets what is configured on `config`; leaves the rest to librdkafka.
+        pub fn apply(&self, config: &mut ClientConfig) {
+            let settings = [
+                ("security.protocol", self.protocol.as_deref()),
+                ("sasl.mechanism", self.sasl_mechanism.as_deref()),
+                ("sasl.username", self.sasl_username.as_deref()),
+                (
+                    "sasl.password",
+                    self.sasl_password.as_ref().map(|s| s.expose()),
+                ),
+                ("ssl.ca.location", self.ssl_ca_location.as_deref()),
+            ];
+            for (key, value) in settings {
+                if let Some(value) = value {
+                    config.set(key, value);
+                }
+            }
+        }
     }
 
     impl KafkaArgs {
-        /// A client config with the bootstrap servers and a client id set.
+        /// A client config with the bootstrap servers, a client id and the
+        /// security settings set.
         pub fn client_config(&self, client_id: &str) -> ClientConfig {
             let mut config = ClientConfig::new();
             config
                 .set("bootstrap.servers", &self.brokers)
                 .set("client.id", client_id);
+            self.security.apply(&mut config);
             config
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_client_gets_the_security_settings_and_unset_ones_stay_unset() {
+            let security = KafkaSecurityArgs {
+                protocol: Some("sasl_ssl".into()),
+                sasl_mechanism: Some("SCRAM-SHA-512".into()),
+                sasl_username: Some("outbox-relay".into()),
+                sasl_password: Some(crate::Secret::new("pw")),
+                ssl_ca_location: None,
+            };
+            let args = KafkaArgs {
+                brokers: "broker:9093".into(),
+                events_topic: "orders.events.v1".into(),
+                security,
+            };
+            let config = args.client_config("outbox-relay");
+            assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+            assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+            assert_eq!(config.get("sasl.username"), Some("outbox-relay"));
+            assert_eq!(config.get("sasl.password"), Some("pw"));
+            assert_eq!(config.get("ssl.ca.location"), None);
         }
     }
 
