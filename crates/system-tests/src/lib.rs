@@ -3,6 +3,12 @@
 //! The binaries are the ones `cargo build --workspace --bins` puts next to
 //! the test executable's folder (`scripts/test` builds them first); a
 //! missing one fails the test with the command that builds it.
+//!
+//! A [`Pipeline`] starts every service with its own Postgres role and Redis
+//! user ([`access`]), as a deployment does, so every system test also
+//! proves the grants `orderctl setup` gives are enough.
+
+pub mod access;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -45,6 +51,17 @@ pub fn free_port() -> u16 {
 impl ServiceProcess {
     /// Starts `name` with `env`, its ops/HTTP address on `port`.
     pub fn start(name: &'static str, port: u16, env: &[(&str, String)]) -> Self {
+        Self::start_logging(name, port, env, None)
+    }
+
+    /// [`ServiceProcess::start`], its stdout and stderr written to `log`
+    /// when given (for tests that read what a service logs).
+    pub fn start_logging(
+        name: &'static str,
+        port: u16,
+        env: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> Self {
         let mut command = Command::new(binary(name));
         for (key, value) in env {
             command.env(key, value);
@@ -52,10 +69,19 @@ impl ServiceProcess {
         if !env.iter().any(|(key, _)| *key == "RUST_LOG") {
             command.env("RUST_LOG", "warn");
         }
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+                let copy = file.try_clone().expect("log file handle");
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
+        };
         let child = command
             .env("SHUTDOWN_GRACE", "5s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         Self {
@@ -89,7 +115,18 @@ impl ServiceProcess {
 
     /// Waits until `/readyz` answers 200.
     pub async fn ready(&mut self, timeout: Duration) {
-        let url = format!("{}/readyz", self.base);
+        self.answers("/readyz", timeout).await;
+    }
+
+    /// Waits until `/healthz` answers 200 (a service whose dependencies are
+    /// down is live but never ready).
+    pub async fn live(&mut self, timeout: Duration) {
+        self.answers("/healthz", timeout).await;
+    }
+
+    /// Waits until `path` answers 200, failing at once if the process ends.
+    async fn answers(&mut self, path: &str, timeout: Duration) {
+        let url = format!("{}{path}", self.base);
         let name = self.name;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -103,7 +140,7 @@ impl ServiceProcess {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{name} not ready within {timeout:?} at {url}"
+                "{name}: no 200 within {timeout:?} at {url}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -126,6 +163,8 @@ pub struct Pipeline {
     pub topic: String,
     pub alias: String,
     pub prefix: String,
+    /// The services' roles and users, made by `orderctl setup`.
+    pub access: access::Access,
 }
 
 impl Pipeline {
@@ -133,8 +172,9 @@ impl Pipeline {
     /// the way `scripts/run` and the deployments apply it: by running
     /// `orderctl setup` (the binary), which migrates both databases and
     /// creates the events topic and, under its default derived name, the
-    /// dead-letter topic. The services then start with
-    /// `MIGRATE_ON_START=false`, as they do when a setup job owns the schema.
+    /// dead-letter topic, and gives each service its role and Redis user.
+    /// The services then start with `MIGRATE_ON_START=false` and their own
+    /// credentials, as they do when a setup job owns the schema.
     pub async fn fresh(name: &str) -> Self {
         let pipeline = Self {
             write: orderflow_testkit::fresh_database(&format!("{name}_write")).await,
@@ -142,6 +182,7 @@ impl Pipeline {
             topic: orderflow_testkit::unique_name(name).replace('_', "-"),
             alias: orderflow_testkit::unique_name(&format!("{name}_orders")),
             prefix: format!("{}:", orderflow_testkit::unique_name(name)),
+            access: access::Access::fresh(name),
         };
         let setup = pipeline.orderctl(&["setup"]).await;
         assert!(
@@ -188,6 +229,16 @@ impl Pipeline {
         name: &'static str,
         extra: &[(&'static str, String)],
     ) -> ServiceProcess {
+        self.start_logging(name, extra, None).await
+    }
+
+    /// [`Pipeline::start`], the service's output written to `log` when given.
+    pub async fn start_logging(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, String)],
+        log: Option<&std::path::Path>,
+    ) -> ServiceProcess {
         let port = free_port();
         let mut env = self.env(name);
         let addr = match name {
@@ -196,8 +247,14 @@ impl Pipeline {
             _ => "OPS_ADDR",
         };
         env.push((addr, format!("127.0.0.1:{port}")));
+        env.extend(self.access.service_env(
+            name,
+            &self.write.url,
+            &self.read.url,
+            &orderflow_testkit::redis_url(),
+        ));
         env.extend(extra.iter().cloned());
-        let mut process = ServiceProcess::start(name, port, &env);
+        let mut process = ServiceProcess::start_logging(name, port, &env, log);
         process.ready(Duration::from_secs(60)).await;
         process
     }
@@ -214,6 +271,7 @@ impl Pipeline {
         }
         command
             .envs(self.env("orderctl"))
+            .envs(self.access.setup_env())
             .env("RUST_LOG", "warn")
             .env("RUST_BACKTRACE", "0");
         tokio::task::spawn_blocking(move || command.output())
