@@ -10,15 +10,33 @@ use orderflow_service::stores::postgres::ReadDbArgs;
 use orderflow_service::stores::redis::RedisArgs;
 use orderflow_service::stores::search::SearchArgs;
 
-use crate::commands::{backfill, dlq, lag, outbox, rebuild, reconcile, seed, setup, trace};
+use crate::commands::{backfill, dlq, lag, outbox, rebuild, reconcile, seed, setup, status, trace};
 use crate::token;
+
+/// What `--help` says about exit statuses; [`crate::output::exit`] keeps to it.
+const EXIT_CODES: &str = "\
+Exit status:
+  0  done; the answer is \"in order\"
+  1  failed (the message on stderr says why)
+  2  usage: unknown command, flag or value
+  3  the answer is \"not in order\": reconcile or status found drift,
+     trace found the event not visible everywhere
+  4  a dependency could not be reached; stderr names it and the setting
+     that points at it (e.g. WRITE_DATABASE_URL)
+
+Output: tables for people; --json prints one JSON document on stdout
+instead (shapes in the README, Operations). Colour only on a terminal,
+never with NO_COLOR set. Logs go to stderr.";
 
 /// `orderctl`'s arguments: the shared settings and one subcommand.
 #[derive(Debug, Parser)]
-#[command(name = "orderctl", version, about)]
+#[command(name = "orderctl", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Print the answer as one JSON document on stdout instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,7 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Create what the system needs before any service starts: both
     /// databases' migrations, the events topic and the dead-letter topic
-    /// (partitions, replication and retention from settings). Safe to
+    /// (partitions, replication and retention from settings), and each
+    /// service's Postgres role and Redis user (README, Security). Safe to
     /// repeat; refuses, naming it, a topic that has fewer partitions than
     /// configured. `scripts/run`, compose and the Kubernetes Job run it.
     Setup(setup::SetupArgs),
@@ -43,7 +62,8 @@ pub enum Command {
     Backfill(backfill::BackfillArgs),
     /// Compare every read model with the write model and report drift:
     /// orders missing, behind, ahead, different, or unknown to the write
-    /// model. Exits with status 3 while drift remains.
+    /// model. Each run is recorded in the read database (`orderctl
+    /// status` shows the last). Exits with status 3 while drift remains.
     Reconcile(reconcile::ReconcileArgs),
     /// Rebuild the search index from the write model beside the live one
     /// and swap it in under the alias, without stopping anything.
@@ -57,6 +77,10 @@ pub enum Command {
     /// projector's lag per partition in events and seconds (the age of the
     /// oldest event it has not committed), from the committed offsets.
     Lag(lag::LagArgs),
+    /// Is everything in order? Each read model's last drift check (when,
+    /// what it found), the outbox backlog and each projector's lag. Exits 3
+    /// when the last check of a read model left drift.
+    Status(status::StatusArgs),
     /// The outbox rows the relay parked because Kafka can never take them
     /// (each holds its order's later rows back).
     Outbox(outbox::OutboxArgs),

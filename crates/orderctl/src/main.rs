@@ -23,6 +23,10 @@ mod wiring;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
-    let _telemetry = orderflow_service::telemetry::init("orderctl", cli.common.log_format)?;
-    commands::run(cli.command, wiring::interrupt_token()).await
+    let _telemetry = orderflow_service::telemetry::init_cli("orderctl", cli.common.log_format)?;
+    let format = output::Format::from_flag(cli.json);
+    match commands::run(cli.command, format, wiring::interrupt_token()).await {
+        Ok(code) => Ok(code),
+        Err(err) => Ok(output::failed(&err)),
+    }
 }

@@ -35,9 +35,10 @@ pub struct TokenArgs {
     pub audience: String,
 }
 
-/// Prints one token on stdout.
+/// Prints one token on stdout (bare, so `$(orderctl token ...)` works;
+/// with `--json` as `{"token", "role", "subject", "ttl_seconds"}`).
 #[allow(clippy::print_stdout)]
-pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
+pub fn run(args: &TokenArgs, format: crate::output::Format) -> anyhow::Result<()> {
     let claims = Claims::new(
         &args.subject,
         args.role,
@@ -49,6 +50,15 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
     orderflow_service::auth::Actor::from_claims(&claims).map_err(anyhow::Error::msg)?;
     let token =
         mint_hs256(args.secret.expose().as_bytes(), &claims).context("signing the token")?;
-    println!("{token}");
+    if format == crate::output::Format::Json {
+        crate::output::print_json(&serde_json::json!({
+            "token": token,
+            "role": args.role,
+            "subject": args.subject,
+            "ttl_seconds": args.ttl.as_secs(),
+        }));
+    } else {
+        println!("{token}");
+    }
     Ok(())
 }

@@ -12,7 +12,9 @@
 //! - [`search`]: the `orders` index behind an alias (Elasticsearch or
 //!   OpenSearch), the order version as the document's external version;
 //! - [`status`]: the Redis status cache, a compare-and-set Lua script per
-//!   event plus the change channel.
+//!   event plus the change channel;
+//! - [`reconcile_runs`]: not a read model but the record of the drift
+//!   checks over them, kept in the read database beside `order_summary`.
 //!
 //! Each adapter is the store's [`orderflow_projector::Projection`] (how a
 //! batch of events changes it) plus its maintenance: version-guarded
@@ -23,6 +25,7 @@
 //! clients; no service crate depends on another, and none of them on this
 //! crate's internals beyond these modules.
 
+pub mod reconcile_runs;
 pub mod search;
 pub mod status;
 pub mod summary;

@@ -53,6 +53,24 @@ impl Drop for TelemetryGuard {
 /// Safe to call more than once (tests start several services in one
 /// process): only the first call installs the subscriber.
 pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+    init_to(service_name, format, std::io::stdout)
+}
+
+/// As [`init`], for a command-line tool: logs go to standard error, so
+/// standard output carries only the command's answer (a table or JSON a
+/// script parses).
+pub fn init_cli(service_name: &'static str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+    init_to(service_name, format, std::io::stderr)
+}
+
+fn init_to<W>(
+    service_name: &'static str,
+    format: LogFormat,
+    writer: W,
+) -> anyhow::Result<TelemetryGuard>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     metrics_handle();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
@@ -78,10 +96,12 @@ pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<Tel
     // Each layer has a filter of its own.
     let fmt_layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .with_target(true)
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)

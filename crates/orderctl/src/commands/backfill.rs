@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 
-use orderflow_ops::backfill;
-use orderflow_service::stores::postgres::{self, WriteDbArgs};
+use orderflow_ops::backfill::{self, BackfillReport};
+use orderflow_service::stores::postgres::WriteDbArgs;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cli::FillArgs;
+use crate::output::{self, Format};
 use crate::wiring;
 
 /// Settings of `orderctl backfill`.
@@ -24,19 +25,26 @@ pub struct BackfillArgs {
 }
 
 /// Backfills the read models `--only` names.
-pub async fn run(args: BackfillArgs, token: &CancellationToken) -> anyhow::Result<ExitCode> {
-    let pool = postgres::pool(&args.write_db.url, 4, "orderctl")?;
-    fill(&pool, &args.fill, args.after, token).await?;
+pub async fn run(
+    args: BackfillArgs,
+    format: Format,
+    token: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let pool = wiring::write_pool(&args.write_db, 4).await?;
+    let report = fill(&pool, &args.fill, args.after, token).await?;
+    output::backfill(format, &report);
+    ensure_complete(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// One backfill over the stores `fill` names (also the tail of `seed`).
+/// One backfill over the stores `fill` names (also the tail of `seed`);
+/// the caller prints it, then checks [`ensure_complete`].
 pub async fn fill(
     write: &sqlx::PgPool,
     fill: &FillArgs,
     after: Option<Uuid>,
     token: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BackfillReport> {
     let targets = wiring::targets(fill).await?;
     let report = backfill::backfill(write, &targets, after, fill.batch, token).await?;
     let last = report.last.map(|id| id.to_string()).unwrap_or_default();
@@ -50,6 +58,12 @@ pub async fn fill(
         complete = report.complete,
         "orderctl.backfill done"
     );
+    Ok(report)
+}
+
+/// An error saying where to resume when the backfill stopped early.
+pub fn ensure_complete(report: &BackfillReport) -> anyhow::Result<()> {
+    let last = report.last.map(|id| id.to_string()).unwrap_or_default();
     anyhow::ensure!(
         report.complete,
         "backfill stopped early; resume with --after {last}"

@@ -9,7 +9,8 @@ use orderflow_service::stores::kafka::KafkaArgs;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DlqTopicArg;
-use crate::output;
+use crate::output::{self, Format};
+use crate::wiring;
 
 /// Settings of `orderctl dlq`.
 #[derive(Debug, clap::Args)]
@@ -39,9 +40,13 @@ enum DlqAction {
 }
 
 /// Lists or replays the dead letters.
-pub async fn run(args: DlqArgs, token: &CancellationToken) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: DlqArgs,
+    format: Format,
+    token: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let topic = DeadLetterTopic {
-        config: args.kafka.client_config("orderctl"),
+        config: wiring::kafka_config(&args.kafka).await?,
         topic: args.dlq_topic.resolve(&args.kafka),
         group: args.group,
     };
@@ -49,7 +54,7 @@ pub async fn run(args: DlqArgs, token: &CancellationToken) -> anyhow::Result<Exi
     match args.action {
         DlqAction::List => {
             let letters = topic.list(consumer).await?;
-            output::print_dead_letters(&topic.topic, &letters);
+            output::dead_letters(format, &topic.topic, &letters);
         }
         DlqAction::Replay => {
             let events_topic = &args.kafka.events_topic;
@@ -61,6 +66,7 @@ pub async fn run(args: DlqArgs, token: &CancellationToken) -> anyhow::Result<Exi
                 to = events_topic,
                 "orderctl.dlq replay done"
             );
+            output::replayed(format, events_topic, &report);
             anyhow::ensure!(report.complete, "replay stopped before the end");
         }
     }

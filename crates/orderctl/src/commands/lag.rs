@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 
 use orderflow_service::stores::kafka::KafkaArgs;
-use orderflow_service::stores::postgres::{self, WriteDbArgs};
+use orderflow_service::stores::postgres::WriteDbArgs;
 
 use crate::cli::GroupArgs;
-use crate::output;
+use crate::output::{self, Format};
+use crate::wiring;
 
 /// Settings of `orderctl lag`.
 #[derive(Debug, clap::Args)]
@@ -18,27 +19,17 @@ pub struct LagArgs {
     kafka: KafkaArgs,
     #[command(flatten)]
     groups: GroupArgs,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Prints the backlog and every group's lag.
-pub async fn run(args: LagArgs) -> anyhow::Result<ExitCode> {
-    let write = postgres::pool(&args.write_db.url, 2, "orderctl")?;
+pub async fn run(args: LagArgs, format: Format) -> anyhow::Result<ExitCode> {
+    let write = wiring::write_pool(&args.write_db, 2).await?;
+    let config = wiring::kafka_config(&args.kafka).await?;
     let backlog = orderflow_ops::lag::outbox_backlog(&write).await?;
-    let config = args.kafka.client_config("orderctl");
     let mut lags = Vec::new();
     for (_, group) in args.groups.pairs() {
         lags.push(orderflow_ops::lag::group_lag(&config, &args.kafka.events_topic, &group).await?);
     }
-    if args.json {
-        output::print_json(&serde_json::json!({
-            "outbox": {"unpublished": backlog.unpublished, "oldest_seconds": backlog.oldest_seconds, "parked": backlog.parked},
-            "groups": lags.iter().map(orderflow_ops::lag::GroupLag::to_json).collect::<Vec<_>>(),
-        }));
-    } else {
-        output::print_lag(&backlog, &lags);
-    }
+    output::lag(format, &backlog, &lags);
     Ok(ExitCode::SUCCESS)
 }

@@ -3,13 +3,15 @@
 //!
 //! A command returns its exit status: success, or [`DRIFT_EXIT`] when its
 //! answer is "not in order" (drift remains, an event is not visible
-//! everywhere). Failures are errors and exit 1.
+//! everywhere). Failures are errors: exit 1, or 4 when a dependency could
+//! not be reached ([`crate::output::failed`]).
 
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
+use crate::output::{Format, NOT_IN_ORDER};
 
 pub mod backfill;
 pub mod dlq;
@@ -19,25 +21,31 @@ pub mod rebuild;
 pub mod reconcile;
 pub mod seed;
 pub mod setup;
+pub mod status;
 pub mod trace;
 
-/// Exit status when the answer is "not in order" (errors exit 1).
-pub const DRIFT_EXIT: u8 = 3;
+/// Exit status when the answer is "not in order".
+pub const DRIFT_EXIT: u8 = NOT_IN_ORDER;
 
-/// Runs `command`; `token` is cancelled by Ctrl-C (long jobs stop between
-/// batches and say where to resume).
-pub async fn run(command: Command, token: CancellationToken) -> anyhow::Result<ExitCode> {
+/// Runs `command`, printing its answer in `format`; `token` is cancelled by
+/// Ctrl-C (long jobs stop between batches and say where to resume).
+pub async fn run(
+    command: Command,
+    format: Format,
+    token: CancellationToken,
+) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Token(args) => crate::token::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Setup(args) => setup::setup(args).await,
+        Command::Token(args) => crate::token::run(&args, format).map(|()| ExitCode::SUCCESS),
+        Command::Setup(args) => setup::setup(args, format).await,
         Command::Migrate(args) => setup::migrate(args).await,
-        Command::Seed(args) => seed::run(args, &token).await,
-        Command::Backfill(args) => backfill::run(args, &token).await,
-        Command::Reconcile(args) => reconcile::run(args, &token).await,
+        Command::Seed(args) => seed::run(args, format, &token).await,
+        Command::Backfill(args) => backfill::run(args, format, &token).await,
+        Command::Reconcile(args) => reconcile::run(args, format, &token).await,
         Command::Rebuild(args) => rebuild::run(args, &token).await,
-        Command::Trace(args) => trace::run(args).await,
-        Command::Lag(args) => lag::run(args).await,
-        Command::Outbox(args) => outbox::run(args).await,
-        Command::Dlq(args) => dlq::run(args, &token).await,
+        Command::Trace(args) => trace::run(args, format).await,
+        Command::Lag(args) => lag::run(args, format).await,
+        Command::Status(args) => status::run(args, format).await,
+        Command::Outbox(args) => outbox::run(args, format).await,
+        Command::Dlq(args) => dlq::run(args, format, &token).await,
     }
 }

@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Subcommand;
-use orderflow_service::stores::postgres::{self, WriteDbArgs};
+use orderflow_service::stores::postgres::WriteDbArgs;
 
-use crate::output;
+use crate::output::{self, Format};
+use crate::wiring;
 
 /// Settings of `orderctl outbox`.
 #[derive(Debug, clap::Args)]
@@ -37,16 +37,13 @@ enum OutboxAction {
 }
 
 /// Lists or re-drives parked rows.
-pub async fn run(args: OutboxArgs) -> anyhow::Result<ExitCode> {
-    let pool = postgres::pool(&args.write_db.url, 2, "orderctl")?;
-    let mut conn = pool
-        .acquire()
-        .await
-        .context("connecting to the write database (WRITE_DATABASE_URL)")?;
+pub async fn run(args: OutboxArgs, format: Format) -> anyhow::Result<ExitCode> {
+    let pool = wiring::write_pool(&args.write_db, 2).await?;
+    let mut conn = pool.acquire().await?;
     match args.action {
         OutboxAction::List => {
             let rows = orderflow_outbox::parked(&mut conn).await?;
-            output::print_parked(&rows);
+            output::parked(format, &rows);
         }
         OutboxAction::Redrive { ids, all } => {
             let ids = (!all).then_some(ids.as_slice());
@@ -55,7 +52,7 @@ pub async fn run(args: OutboxArgs) -> anyhow::Result<ExitCode> {
                 rows = n,
                 "orderctl.outbox redriven; the relay sends them next"
             );
-            output::print_redriven(n);
+            output::redriven(format, n);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::FillArgs;
 use crate::commands::backfill;
+use crate::output::{self, Format};
 use crate::wiring;
 
 /// Settings of `orderctl seed`.
@@ -26,7 +27,11 @@ pub struct SeedArgs {
 }
 
 /// Seeds, then backfills unless told not to.
-pub async fn run(args: SeedArgs, token: &CancellationToken) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: SeedArgs,
+    format: Format,
+    token: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let pool = wiring::migrated_write_pool(&args.write_db).await?;
     let report = seed::seed(&pool, &args.plan).await?;
     tracing::info!(
@@ -38,8 +43,14 @@ pub async fn run(args: SeedArgs, token: &CancellationToken) -> anyhow::Result<Ex
         seconds = report.elapsed.as_secs_f64(),
         "orderctl.seed done"
     );
-    if !args.no_backfill {
-        backfill::fill(&pool, &args.fill, None, token).await?;
+    let fill = if args.no_backfill {
+        None
+    } else {
+        Some(backfill::fill(&pool, &args.fill, None, token).await?)
+    };
+    output::seed(format, &report, fill.as_ref());
+    if let Some(fill) = &fill {
+        backfill::ensure_complete(fill)?;
     }
     Ok(ExitCode::SUCCESS)
 }

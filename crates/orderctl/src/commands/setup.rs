@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use orderflow_service::stores::kafka::KafkaArgs;
-use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
+use orderflow_service::stores::postgres::{ReadDbArgs, WriteDbArgs};
 use orderflow_topology::TopicSettings;
 
 use crate::cli::DlqTopicArg;
-use crate::{output, wiring};
+use crate::output::{self, Format};
+use crate::wiring;
 
 /// Settings of `orderctl setup`.
 #[derive(Debug, clap::Args)]
@@ -37,27 +38,24 @@ pub struct MigrateArgs {
 }
 
 /// Applies migrations and topics, printing one line per part.
-pub async fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
-    let write = postgres::pool(&args.write_db.url, 2, "orderctl")?;
-    let read = postgres::pool(&args.read_db.url, 2, "orderctl")?;
+pub async fn setup(args: SetupArgs, format: Format) -> anyhow::Result<ExitCode> {
+    let write = wiring::write_pool(&args.write_db, 2).await?;
+    let read = wiring::read_pool(&args.read_db, 2).await?;
+    wiring::kafka_config(&args.kafka).await?;
     let dlq_topic = args.dlq_topic.resolve(&args.kafka);
     let specs = args.topics.specs(&args.kafka.events_topic, &dlq_topic);
-    let mut steps = orderflow_topology::apply(
-        &write,
-        &read,
-        &args.kafka.client_config("orderctl"),
-        &specs,
-    )
-    .await
-    .with_context(
-        || "applying the topology (WRITE_DATABASE_URL, READ_DATABASE_URL, KAFKA_BROKERS)",
-    )?;
+    let mut steps =
+        orderflow_topology::apply(&write, &read, &args.kafka.client_config("orderctl"), &specs)
+            .await
+            .with_context(
+                || "applying the topology (WRITE_DATABASE_URL, READ_DATABASE_URL, KAFKA_BROKERS)",
+            )?;
     steps.extend(
         orderflow_topology::access::apply(&write, &read, &args.access)
             .await
             .context("giving each service its role (ROLE_PREFIX, *_DB_PASSWORD, REDIS_URL)")?,
     );
-    output::print_steps(&steps);
+    output::steps(format, &steps);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,14 +5,15 @@ use std::process::ExitCode;
 
 use orderflow_ops::dlq::DeadLetterTopic;
 use orderflow_service::stores::kafka::KafkaArgs;
-use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
+use orderflow_service::stores::postgres::{ReadDbArgs, WriteDbArgs};
 use orderflow_service::stores::redis::RedisArgs;
 use orderflow_service::stores::search::SearchArgs;
 use uuid::Uuid;
 
 use crate::cli::{DlqTopicArg, GroupArgs};
 use crate::commands::DRIFT_EXIT;
-use crate::output;
+use crate::output::{self, Format};
+use crate::wiring;
 
 /// Settings of `orderctl trace`.
 #[derive(Debug, clap::Args)]
@@ -33,24 +34,21 @@ pub struct TraceArgs {
     dlq_topic: DlqTopicArg,
     #[command(flatten)]
     groups: GroupArgs,
-    /// Print JSON instead of lines.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Traces one id; exits [`DRIFT_EXIT`] unless it is visible everywhere.
-pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
-    let write = postgres::pool(&args.write_db.url, 2, "orderctl")?;
-    let read = postgres::pool(&args.read_db.url, 2, "orderctl")?;
+pub async fn run(args: TraceArgs, format: Format) -> anyhow::Result<ExitCode> {
+    let write = wiring::write_pool(&args.write_db, 2).await?;
+    let read = wiring::read_pool(&args.read_db, 2).await?;
     let search = orderflow_readstore::search::SearchProjection {
-        client: args.search.client()?,
+        client: wiring::search_client(&args.search).await?,
         alias: args.search.alias.clone(),
     };
     let status = orderflow_readstore::status::StatusProjection::new(
-        args.redis.client()?,
+        wiring::redis_client(&args.redis).await?,
         args.redis.key_prefix.clone(),
     );
-    let config = args.kafka.client_config("orderctl");
+    let config = wiring::kafka_config(&args.kafka).await?;
     let dead_letters = DeadLetterTopic {
         config: config.clone(),
         topic: args.dlq_topic.resolve(&args.kafka),
@@ -68,13 +66,9 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         projectors: &projectors,
     };
     let trace = orderflow_ops::trace::trace(&sources, args.id).await?;
-    if args.json {
-        output::print_json(&trace.to_json());
-    } else {
-        output::print_lines(&trace.lines());
-    }
     let done = trace.verdict.starts_with("visible everywhere")
         || trace.verdict.starts_with("processed by every projector");
+    output::trace(format, &trace, done);
     Ok(if done {
         ExitCode::SUCCESS
     } else {

@@ -71,6 +71,44 @@ pub async fn stores() -> Stores {
     }
 }
 
+/// Runs the built `orderctl` binary with `args` and `env` (and nothing of
+/// the caller's store settings), logging only warnings.
+pub async fn orderctl(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"));
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1");
+    for name in [
+        "WRITE_DATABASE_URL",
+        "READ_DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_KEY_PREFIX",
+        "SEARCH_URL",
+        "SEARCH_ALIAS",
+        "KAFKA_BROKERS",
+        "EVENTS_TOPIC",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("orderctl task")
+        .expect("running orderctl")
+}
+
+/// Standard output and standard error, for assertion messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
