@@ -208,6 +208,12 @@ def check_container_env(
 
 
 def listen_port(values: dict[str, str]) -> int | None:
+    """Where the probes and the scraper go: OPS_ADDR when set (the APIs
+    serve /healthz, /readyz, /metrics there, apart from the API), else the
+    one address the binary listens on."""
+    ops = values.get("OPS_ADDR")
+    if ops and ":" in ops:
+        values = {"OPS_ADDR": ops}
     for name, value in values.items():
         if name.endswith(ADDR_SUFFIX) and ":" in value:
             try:

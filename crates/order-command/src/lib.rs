@@ -22,7 +22,7 @@ use std::time::Duration;
 use orderflow_service::auth::{Auth, AuthArgs};
 use orderflow_service::config::parse_duration;
 use orderflow_service::stores::postgres::{self, WriteDbArgs};
-use orderflow_service::{CommonArgs, Readiness, ops, shutdown};
+use orderflow_service::{CommonArgs, Readiness, Service, ops, shutdown};
 use tokio_util::sync::CancellationToken;
 
 /// Service name in logs, traces and metrics.
@@ -37,9 +37,12 @@ pub use orderflow_writemodel::MIGRATOR;
 pub struct Settings {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Address of the command API (also serves /healthz, /readyz, /metrics).
+    /// Address of the command API (also /healthz, /readyz, /metrics unless
+    /// `OPS_ADDR` gives them their own).
     #[arg(long, env = "COMMAND_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: SocketAddr,
+    #[command(flatten)]
+    pub ops: ops::OpsAddr,
     /// Apply pending write-database migrations at start-up (turn off when a
     /// migration job owns the schema).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
@@ -77,17 +80,21 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         idempotency_ttl: settings.idempotency_ttl,
         faults: Arc::new(faults::Faults::default()),
     };
-    let router = app::api(state, &auth).merge(ops::router(NAME, readiness));
+    let listener = shutdown::bind(settings.http_addr).await?;
+    tracing::info!(service = NAME, addr = %listener.local_addr()?, "service.start listening");
+    let mut service = Service::new(NAME, token.clone(), settings.common.shutdown_grace);
+    settings
+        .ops
+        .serve(
+            &mut service,
+            listener,
+            app::api(state, &auth),
+            ops::router(NAME, readiness),
+        )
+        .await?;
     let pruner = tokio::spawn(prune_idempotency_keys(pool, token.clone()));
     let keys = tokio::spawn(auth.maintain(token.clone()));
-    let served = shutdown::serve_until_stopped(
-        NAME,
-        settings.http_addr,
-        router,
-        settings.common.shutdown_grace,
-        token,
-    )
-    .await;
+    let served = service.run().await;
     pruner.abort();
     keys.abort();
     served

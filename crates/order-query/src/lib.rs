@@ -45,9 +45,12 @@ pub const NAME: &str = "order-query";
 pub struct Settings {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Address of the query API (also serves /healthz, /readyz, /metrics).
+    /// Address of the query API (also /healthz, /readyz, /metrics unless
+    /// `OPS_ADDR` gives them their own).
     #[arg(long, env = "QUERY_HTTP_ADDR", default_value = "127.0.0.1:8082")]
     pub http_addr: SocketAddr,
+    #[command(flatten)]
+    pub ops: ops::OpsAddr,
     #[command(flatten)]
     pub read_db: ReadDbArgs,
     /// Write database, used read-only by `consistency=strong`.
@@ -181,8 +184,15 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         ),
     );
     service.spawn("auth-keys", auth.clone().maintain(token.clone()));
-    let router = app::api(state, &auth).merge(ops::router(NAME, readiness));
-    service.serve("http", listener, router);
+    settings
+        .ops
+        .serve(
+            &mut service,
+            listener,
+            app::api(state, &auth),
+            ops::router(NAME, readiness),
+        )
+        .await?;
     service.run().await
 }
 

@@ -5,9 +5,14 @@
 //! own dependency checks concurrently, each with a short deadline, so a
 //! readiness probe never hangs on a dead dependency and reports which one is
 //! down.
+//!
+//! The HTTP APIs can serve them on an address of their own ([`OpsAddr`]),
+//! so the port customers reach answers only the API and the probes and the
+//! scraper reach a port the network policy keeps inside the cluster.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +25,7 @@ use axum::routing::get;
 use futures::future::{BoxFuture, join_all};
 use serde_json::json;
 
+use crate::shutdown::{Service, bind};
 use crate::telemetry::metrics_handle;
 
 /// How long one dependency check may take before it counts as failed.
@@ -79,6 +85,39 @@ impl Readiness {
             .map(|(name, r)| (name, r.err().unwrap_or_else(|| "ok".to_owned())))
             .collect();
         (ready, report)
+    }
+}
+
+/// Where an HTTP API serves its ops endpoints.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OpsAddr {
+    /// Address of /healthz, /readyz and /metrics apart from the API, which
+    /// then answers only API routes (compose and Kubernetes set it). Unset:
+    /// they are served on the API's address too.
+    #[arg(id = "api_ops_addr", long = "ops-addr", env = "OPS_ADDR")]
+    pub addr: Option<SocketAddr>,
+}
+
+impl OpsAddr {
+    /// Adds `api` on `listener` to `service`, and `ops` on its own address
+    /// when one is set (else merged into the API's router).
+    pub async fn serve(
+        &self,
+        service: &mut Service,
+        listener: tokio::net::TcpListener,
+        api: Router,
+        ops: Router,
+    ) -> anyhow::Result<()> {
+        match self.addr {
+            Some(addr) => {
+                let ops_listener = bind(addr).await?;
+                tracing::info!(addr = %ops_listener.local_addr()?, "service.start ops listening");
+                service.serve("http", listener, api);
+                service.serve("ops", ops_listener, ops);
+            }
+            None => service.serve("http", listener, api.merge(ops)),
+        }
+        Ok(())
     }
 }
 
