@@ -69,7 +69,7 @@ impl Modify for Constraints {
             max,
             blank_ok: false,
         };
-        let fields: [(&str, &str, Rule); 14] = [
+        let fields: [(&str, &str, Rule); 15] = [
             ("CustomerInput", "name", text(200)),
             ("CustomerInput", "email", Rule::Email),
             (
@@ -98,6 +98,13 @@ impl Modify for Constraints {
                 "AddressInput",
                 "country",
                 Rule::Pattern(trimmed("A-Za-z", "2")),
+            ),
+            (
+                "AddressInput",
+                "region",
+                Rule::Pattern(format!(
+                    "^[{WHITESPACE}]*[A-Za-z]{{2}}-[A-Za-z0-9]{{1,3}}[{WHITESPACE}]*$"
+                )),
             ),
             ("PayInput", "payment_reference", text(100)),
             ("ShipInput", "carrier", text(100)),

@@ -12,13 +12,16 @@
 //! events it returns together with the state they produce.
 
 pub mod error;
+pub mod geo;
 pub mod order;
+pub mod sales_channel;
 pub mod values;
 
 pub use error::DomainError;
 pub use order::{
     Command, Order, OrderEvent, OrderLine, OrderStatus, PlaceOrder, ProductFacts, decide, evolve,
 };
+pub use sales_channel::SalesChannel;
 pub use values::{
     Currency, CustomerId, Email, Money, OrderId, ProductId, Quantity, Sku, Text, ValueError,
 };

@@ -30,7 +30,7 @@ pub mod stalls;
 
 use std::future::Future;
 
-use orderflow_contracts::{Envelope, OrderEventV1};
+use orderflow_contracts::{CurrentEvent, Envelope};
 use orderflow_service::Readiness;
 use orderflow_service::stores::kafka::{self, KafkaArgs};
 use orderflow_service::stores::postgres::{self, ReadDbArgs};
@@ -46,7 +46,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Event {
     pub envelope: Envelope,
-    pub event: OrderEventV1,
+    pub event: CurrentEvent,
     pub partition: i32,
     pub offset: i64,
     /// The W3C trace context the event was published with (`None` for held

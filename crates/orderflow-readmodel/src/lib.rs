@@ -1,4 +1,6 @@
-//! The order summary, defined once as a pure fold over the v1 events.
+//! The order summary, defined once as a pure fold over the events in
+//! today's shape (`orderflow_contracts::decode` upcasts older versions, so
+//! the fold never sees one).
 //!
 //! The Postgres `order_summary` row, the search document and (in part) the
 //! Redis status entry are all this struct in different stores, so the three
@@ -7,7 +9,8 @@
 //! version guard: an event applies only as version `stored + 1`; lower
 //! versions are duplicates, higher ones a gap to hold.
 
-use orderflow_contracts::OrderEventV1;
+use orderflow_contracts::CurrentEvent;
+use orderflow_contracts::v2::Address;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -46,6 +49,15 @@ pub struct OrderSummary {
     pub tracking_number: Option<String>,
     pub cancel_reason: Option<String>,
     pub refund_minor: Option<i64>,
+    /// Where the order was placed; `None` when the client did not say and
+    /// for every order placed before `OrderPlaced` v2 (never guessed).
+    #[serde(default)]
+    pub sales_channel: Option<String>,
+    /// The structured address (`region` only from `OrderPlaced` v2 on).
+    /// `None` only in rows written before the read model had the column,
+    /// until a rebuild or `orderctl reconcile --repair` fills them.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
     #[serde(with = "time::serde::rfc3339")]
     pub placed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -92,11 +104,11 @@ pub enum Step {
 /// Whether `event` can be version `version` of any order: version 1 is
 /// always OrderPlaced and OrderPlaced is always version 1. Stores that keep
 /// less than the whole summary (the status cache) check this too.
-pub fn validate(version: i64, event: &OrderEventV1) -> Result<(), &'static str> {
+pub fn validate(version: i64, event: &CurrentEvent) -> Result<(), &'static str> {
     match (version, event) {
-        (1, OrderEventV1::Placed(_)) => Ok(()),
+        (1, CurrentEvent::Placed(_)) => Ok(()),
         (1, _) => Err("version 1 of an order must be OrderPlaced"),
-        (_, OrderEventV1::Placed(_)) => Err("OrderPlaced must be version 1"),
+        (_, CurrentEvent::Placed(_)) => Err("OrderPlaced must be version 1"),
         (v, _) if v < 1 => Err("versions start at 1"),
         _ => Ok(()),
     }
@@ -107,7 +119,7 @@ pub fn validate(version: i64, event: &OrderEventV1) -> Result<(), &'static str> 
 pub fn apply(
     current: Option<&OrderSummary>,
     version: i64,
-    event: &OrderEventV1,
+    event: &CurrentEvent,
     at: OffsetDateTime,
 ) -> Step {
     if let Err(reason) = validate(version, event) {
@@ -121,7 +133,7 @@ pub fn apply(
         return Step::Gap { stored };
     }
     let Some(current) = current else {
-        let OrderEventV1::Placed(placed) = event else {
+        let CurrentEvent::Placed(placed) = event else {
             return Step::Gap { stored };
         };
         let lines: Vec<SummaryLine> = placed
@@ -152,6 +164,8 @@ pub fn apply(
             tracking_number: None,
             cancel_reason: None,
             refund_minor: None,
+            sales_channel: placed.sales_channel.clone(),
+            shipping_address: Some(placed.shipping_address.clone()),
             placed_at: placed.placed_at,
             paid_at: None,
             shipped_at: None,
@@ -163,23 +177,23 @@ pub fn apply(
     };
     let mut next = current.clone();
     match event {
-        OrderEventV1::Placed(_) => return Step::Invalid("OrderPlaced must be version 1"),
-        OrderEventV1::Paid(paid) => {
+        CurrentEvent::Placed(_) => return Step::Invalid("OrderPlaced must be version 1"),
+        CurrentEvent::Paid(paid) => {
             next.status = "paid".into();
             next.paid_at = Some(paid.paid_at);
             next.payment_reference = paid.payment_reference.clone();
         }
-        OrderEventV1::Shipped(shipped) => {
+        CurrentEvent::Shipped(shipped) => {
             next.status = "shipped".into();
             next.shipped_at = Some(shipped.shipped_at);
             next.carrier = Some(shipped.carrier.clone());
             next.tracking_number = Some(shipped.tracking_number.clone());
         }
-        OrderEventV1::Delivered(delivered) => {
+        CurrentEvent::Delivered(delivered) => {
             next.status = "delivered".into();
             next.delivered_at = Some(delivered.delivered_at);
         }
-        OrderEventV1::Cancelled(cancelled) => {
+        CurrentEvent::Cancelled(cancelled) => {
             next.status = "cancelled".into();
             next.cancelled_at = Some(cancelled.cancelled_at);
             next.cancel_reason = Some(cancelled.reason.clone());
@@ -192,13 +206,13 @@ pub fn apply(
 }
 
 /// The status an event leaves an order in (what the status cache stores).
-pub fn status_after(event: &OrderEventV1) -> &'static str {
+pub fn status_after(event: &CurrentEvent) -> &'static str {
     match event {
-        OrderEventV1::Placed(_) => "placed",
-        OrderEventV1::Paid(_) => "paid",
-        OrderEventV1::Shipped(_) => "shipped",
-        OrderEventV1::Delivered(_) => "delivered",
-        OrderEventV1::Cancelled(_) => "cancelled",
+        CurrentEvent::Placed(_) => "placed",
+        CurrentEvent::Paid(_) => "paid",
+        CurrentEvent::Shipped(_) => "shipped",
+        CurrentEvent::Delivered(_) => "delivered",
+        CurrentEvent::Cancelled(_) => "cancelled",
     }
 }
 

@@ -1,6 +1,7 @@
 use orderflow_contracts::v1::{
-    Address, Customer, Line, OrderCancelled, OrderDelivered, OrderPaid, OrderPlaced, OrderShipped,
+    Customer, Line, OrderCancelled, OrderDelivered, OrderPaid, OrderShipped,
 };
+use orderflow_contracts::v2::{Address, OrderPlaced};
 use time::macros::datetime;
 
 use super::*;
@@ -9,8 +10,8 @@ fn order() -> Uuid {
     Uuid::from_u128(1)
 }
 
-fn placed() -> OrderEventV1 {
-    OrderEventV1::Placed(OrderPlaced {
+fn placed() -> CurrentEvent {
+    CurrentEvent::Placed(OrderPlaced {
         order_id: order(),
         customer: Customer {
             customer_id: Uuid::from_u128(2),
@@ -38,17 +39,18 @@ fn placed() -> OrderEventV1 {
         currency: "EUR".into(),
         total_minor: 1250,
         shipping_address: Address {
-            line1: "1 Way".into(),
-            line2: None,
+            lines: vec!["1 Way".into()],
             city: "London".into(),
             postal_code: "N1".into(),
+            region: Some("GB-ENG".into()),
             country: "GB".into(),
         },
+        sales_channel: Some("web".into()),
         placed_at: datetime!(2026-11-30 10:00 UTC),
     })
 }
 
-fn run(events: &[(i64, OrderEventV1)]) -> Option<OrderSummary> {
+fn run(events: &[(i64, CurrentEvent)]) -> Option<OrderSummary> {
     let mut summary = None;
     for (version, event) in events {
         if let Step::Applied(next) = apply(
@@ -71,6 +73,9 @@ fn placed_builds_the_summary() {
     assert_eq!(s.product_names(), ["Mug", "Tea"]);
     assert_eq!(s.skus(), ["A-1", "B-2"]);
     assert_eq!(s.version, 1);
+    assert_eq!(s.sales_channel.as_deref(), Some("web"));
+    let address = s.shipping_address.as_ref().expect("address");
+    assert_eq!(address.region.as_deref(), Some("GB-ENG"));
 }
 
 #[test]
@@ -80,7 +85,7 @@ fn lifecycle_fills_in_each_stage() {
         (1, placed()),
         (
             2,
-            OrderEventV1::Paid(OrderPaid {
+            CurrentEvent::Paid(OrderPaid {
                 order_id: order(),
                 amount_minor: 1250,
                 currency: "EUR".into(),
@@ -90,7 +95,7 @@ fn lifecycle_fills_in_each_stage() {
         ),
         (
             3,
-            OrderEventV1::Shipped(OrderShipped {
+            CurrentEvent::Shipped(OrderShipped {
                 order_id: order(),
                 carrier: "DHL".into(),
                 tracking_number: "T1".into(),
@@ -99,7 +104,7 @@ fn lifecycle_fills_in_each_stage() {
         ),
         (
             4,
-            OrderEventV1::Delivered(OrderDelivered {
+            CurrentEvent::Delivered(OrderDelivered {
                 order_id: order(),
                 delivered_at: at,
             }),
@@ -116,7 +121,7 @@ fn lifecycle_fills_in_each_stage() {
 #[test]
 fn version_guard() {
     let s = run(&[(1, placed())]).expect("applied");
-    let cancel = OrderEventV1::Cancelled(OrderCancelled {
+    let cancel = CurrentEvent::Cancelled(OrderCancelled {
         order_id: order(),
         reason: "r".into(),
         refund_minor: None,

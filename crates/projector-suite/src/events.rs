@@ -2,9 +2,10 @@
 //! projection of it can be compared with a checked-in snapshot.
 
 use orderflow_contracts::v1::{
-    Address, Customer, Line, OrderCancelled, OrderDelivered, OrderPaid, OrderPlaced, OrderShipped,
+    Customer, Line, OrderCancelled, OrderDelivered, OrderPaid, OrderShipped,
 };
-use orderflow_contracts::{Envelope, EventMeta, OrderEventV1};
+use orderflow_contracts::v2::{Address, OrderPlaced};
+use orderflow_contracts::{CurrentEvent, Envelope, EventMeta};
 use orderflow_domain::OrderId;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -20,7 +21,7 @@ fn at(i: u32, step: i64) -> OffsetDateTime {
 }
 
 /// Envelope of version `version` of order `i`, with a stable event id.
-pub fn envelope(i: u32, version: i64, event: OrderEventV1) -> Envelope {
+pub fn envelope(i: u32, version: i64, event: CurrentEvent) -> Envelope {
     let meta = EventMeta {
         correlation_id: Uuid::from_u128(0xc000_0000 + u128::from(i)),
         causation_id: Uuid::from_u128(0xca00_0000 + u128::from(i) * 16 + version as u128),
@@ -34,7 +35,7 @@ pub fn envelope(i: u32, version: i64, event: OrderEventV1) -> Envelope {
 /// The events of order `i`: placed, then a lifecycle chosen by `i % 5`.
 pub fn order_events(i: u32) -> Vec<Envelope> {
     let id = order_id(i);
-    let placed = OrderEventV1::Placed(OrderPlaced {
+    let placed = CurrentEvent::Placed(OrderPlaced {
         order_id: id,
         customer: Customer {
             customer_id: Uuid::from_u128(0xcc00 + u128::from(i % 7)),
@@ -56,37 +57,40 @@ pub fn order_events(i: u32) -> Vec<Envelope> {
             .map(|n| (500 + i64::from(n) * 250) * i64::from(n + 1))
             .sum(),
         shipping_address: Address {
-            line1: format!("{i} Test Street"),
-            line2: None,
+            lines: vec![format!("{i} Test Street")],
             city: "Leeds".into(),
             postal_code: "LS1 1AA".into(),
+            // Every third order without a region or channel, as a client
+            // that does not send them.
+            region: (!i.is_multiple_of(3)).then(|| "GB-ENG".into()),
             country: "GB".into(),
         },
+        sales_channel: (!i.is_multiple_of(3)).then(|| ["web", "store"][(i % 2) as usize].into()),
         placed_at: at(i, 1),
     });
     let total = match &placed {
-        OrderEventV1::Placed(p) => p.total_minor,
+        CurrentEvent::Placed(p) => p.total_minor,
         _ => 0,
     };
-    let paid = OrderEventV1::Paid(OrderPaid {
+    let paid = CurrentEvent::Paid(OrderPaid {
         order_id: id,
         amount_minor: total,
         currency: "EUR".into(),
         payment_reference: Some(format!("pay-{i}")),
         paid_at: at(i, 2),
     });
-    let shipped = OrderEventV1::Shipped(OrderShipped {
+    let shipped = CurrentEvent::Shipped(OrderShipped {
         order_id: id,
         carrier: "DHL".into(),
         tracking_number: format!("TRACK{i:05}"),
         shipped_at: at(i, 3),
     });
-    let delivered = OrderEventV1::Delivered(OrderDelivered {
+    let delivered = CurrentEvent::Delivered(OrderDelivered {
         order_id: id,
         delivered_at: at(i, 4),
     });
     let cancelled = |v: i64, refund: Option<i64>| {
-        OrderEventV1::Cancelled(OrderCancelled {
+        CurrentEvent::Cancelled(OrderCancelled {
             order_id: id,
             reason: "customer asked".into(),
             refund_minor: refund,

@@ -1,10 +1,12 @@
-//! Support for the projector suite: a deterministic event sequence, a way to
+//! Support for the projector suite: a deterministic event sequence, the
+//! checked-in history with its snapshots ([`history`]), a way to
 //! put events on a topic of the test's own, and one [`Backend`] per
 //! projector that starts it in-process against isolated resources and reads
 //! its read model back as comparable JSON.
 
 pub mod backends;
 pub mod events;
+pub mod history;
 
 use std::time::Duration;
 

@@ -11,13 +11,13 @@ pub mod transition;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use orderflow_contracts::{EventMeta, OrderEventV1};
+use orderflow_contracts::{CurrentEvent, EventMeta};
 use orderflow_domain::{OrderEvent, OrderId};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use place::{AddressInput, LineInput, PlaceOrderInput, place_order};
+pub use place::{AddressInput, LineInput, PlaceOrderInput, SalesChannelInput, place_order};
 pub use transition::{
     CancelInput, DeliverInput, PayInput, ShipInput, cancel_order, deliver_order, pay_order,
     ship_order,
@@ -53,7 +53,7 @@ fn envelopes(
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            OrderEventV1::from_domain(order, e, at).into_envelope(
+            CurrentEvent::from_domain(order, e, at).into_envelope(
                 order,
                 from_version + 1 + i as i64,
                 event_meta,

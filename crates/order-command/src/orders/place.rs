@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use orderflow_domain::order::{MAX_LINES, ShippingAddress};
 use orderflow_domain::{
-    Command, CustomerId, DomainError, OrderId, PlaceOrder, ProductId, Quantity, Text, decide,
-    evolve,
+    Command, CustomerId, DomainError, OrderId, PlaceOrder, ProductId, Quantity, SalesChannel, Text,
+    decide, evolve, geo,
 };
 use orderflow_service::auth::Rejection;
 use serde::Deserialize;
@@ -33,6 +33,35 @@ pub struct PlaceOrderInput {
     #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineInput>,
     pub shipping_address: AddressInput,
+    /// Where the order was placed: `web`, `mobile_app`, `store`,
+    /// `marketplace` or `phone`. Optional: absent means not known, and the
+    /// order shows none (clients written before it existed keep working).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    pub sales_channel: Option<SalesChannelInput>,
+}
+
+/// The sales channels `POST /orders` accepts (see `orderflow_domain::SalesChannel`).
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesChannelInput {
+    Web,
+    MobileApp,
+    Store,
+    Marketplace,
+    Phone,
+}
+
+impl From<SalesChannelInput> for SalesChannel {
+    fn from(input: SalesChannelInput) -> Self {
+        match input {
+            SalesChannelInput::Web => Self::Web,
+            SalesChannelInput::MobileApp => Self::MobileApp,
+            SalesChannelInput::Store => Self::Store,
+            SalesChannelInput::Marketplace => Self::Marketplace,
+            SalesChannelInput::Phone => Self::Phone,
+        }
+    }
 }
 
 /// One line of `POST /orders`.
@@ -59,7 +88,13 @@ pub struct AddressInput {
     pub city: String,
     /// 1–20 characters.
     pub postal_code: String,
-    /// ISO 3166-1 alpha-2, e.g. `GB`.
+    /// ISO 3166-2 subdivision code of `country`, e.g. `GB-ENG` or `US-CA`
+    /// (any case; stored upper case). Optional.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    pub region: Option<String>,
+    /// An assigned ISO 3166-1 alpha-2 code, e.g. `GB` (any case; `UK` and
+    /// `XX` are refused).
     pub country: String,
 }
 
@@ -67,6 +102,7 @@ struct ValidOrder {
     customer_id: CustomerId,
     lines: Vec<(ProductId, Quantity)>,
     address: ShippingAddress,
+    sales_channel: Option<SalesChannel>,
 }
 
 fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
@@ -94,15 +130,25 @@ fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
     };
     let city = address_text(&mut errors, "city", &a.city, 100);
     let postal_code = address_text(&mut errors, "postal_code", &a.postal_code, 20);
-    let country = Text::parse(&a.country.to_ascii_uppercase(), 2)
-        .ok()
-        .filter(|c| c.as_str().len() == 2 && c.as_str().bytes().all(|b| b.is_ascii_uppercase()));
-    if country.is_none() {
-        errors.push(FieldError {
-            field: "shipping_address.country".into(),
-            message: "must be an ISO 3166-1 alpha-2 code such as GB".into(),
-        });
-    }
+    let country = geo::country(&a.country)
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "shipping_address.country".into(),
+                message: e.to_string(),
+            })
+        })
+        .ok();
+    let region = match (a.region.as_deref(), &country) {
+        (Some(r), Some(country)) => geo::region(r, country)
+            .map_err(|e| {
+                errors.push(FieldError {
+                    field: "shipping_address.region".into(),
+                    message: e.to_string(),
+                })
+            })
+            .ok(),
+        _ => None,
+    };
     match (line1, city, postal_code, country) {
         (Some(line1), Some(city), Some(postal_code), Some(country)) if errors.is_empty() => {
             Ok(ValidOrder {
@@ -113,8 +159,10 @@ fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
                     line2,
                     city,
                     postal_code,
+                    region,
                     country,
                 },
+                sales_channel: input.sales_channel.map(SalesChannel::from),
             })
         }
         _ => Err(ApiError::Validation(errors)),
@@ -205,6 +253,7 @@ async fn place(
             customer,
             lines,
             shipping_address: valid.address,
+            sales_channel: valid.sales_channel,
         });
         let events = decide(None, command)?;
         let at = now();

@@ -3,7 +3,7 @@
 use orderflow_domain::order::{CustomerSnapshot, ShippingAddress};
 use orderflow_domain::{
     Currency, CustomerId, Email, Order, OrderEvent, OrderId, OrderLine, OrderStatus, ProductFacts,
-    ProductId, Quantity, Sku, Text,
+    ProductId, Quantity, SalesChannel, Sku, Text,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -36,6 +36,7 @@ struct OrderRow {
     delivered_at: Option<OffsetDateTime>,
     cancelled_at: Option<OffsetDateTime>,
     cancel_reason: Option<String>,
+    sales_channel: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -89,6 +90,11 @@ pub async fn lock_order(tx: &mut PgConnection, id: OrderId) -> ApiResult<Option<
         currency: Currency::parse(&row.currency).map_err(|_| corrupt("currency"))?,
         total_minor: row.total_minor,
         shipping_address: row.shipping_address.0,
+        sales_channel: row
+            .sales_channel
+            .as_deref()
+            .map(|c| SalesChannel::parse(c).ok_or(corrupt("sales channel")))
+            .transpose()?,
         placed_at: row.placed_at,
         // Payment and shipment details live in their own tables and no
         // decision depends on them, so they are not loaded.
@@ -176,6 +182,7 @@ pub async fn insert_order(tx: &mut PgConnection, order: &Order) -> ApiResult<()>
         .bind(order.total_minor)
         .bind(sqlx::types::Json(&order.shipping_address))
         .bind(order.placed_at)
+        .bind(order.sales_channel.map(SalesChannel::as_str))
         .execute(&mut *tx)
         .await?;
     let n = order.lines.len();

@@ -102,3 +102,69 @@ fn schemas_refuse_what_consumers_could_not_read() {
     let envelope = schema("envelope.schema.json");
     assert!(!envelope.is_valid(&json!({"event_type": "OrderPlaced"})));
 }
+
+/// `OrderPlaced` is written at schema version 2 from the upgrade on: the
+/// sales channel and the region the client gave are in the event and in the
+/// write model; a client that gives neither (written before they existed)
+/// still places orders, and the event leaves them out instead of guessing.
+#[tokio::test]
+async fn order_placed_is_v2_and_carries_channel_and_region_only_when_given() {
+    let app = spawn().await;
+    let customer = app.customer().await;
+    let product = app.product(1250, 100).await;
+    let mut body = crate::helpers::order_body(customer, &[(product, 1)]);
+    body["sales_channel"] = json!("mobile_app");
+    body["shipping_address"]["line2"] = json!("Flat 2");
+    body["shipping_address"]["region"] = json!("gb-eng");
+    let with = app.post("/orders", &body).await;
+    assert_eq!(with.status.as_u16(), 201, "{}", with.body);
+    let old_client = app.place(customer, &[(product, 1)]).await;
+    assert_eq!(old_client.status.as_u16(), 201, "{}", old_client.body);
+
+    let v2 = schema("v2/OrderPlaced.schema.json");
+    let mut payloads = Vec::new();
+    for order in [with.id("order_id"), old_client.id("order_id")] {
+        let first = app
+            .outbox(order)
+            .await
+            .into_iter()
+            .next()
+            .expect("an outbox row");
+        assert_eq!(first["event_type"], "OrderPlaced");
+        assert_eq!(first["schema_version"], 2, "OrderPlaced is written as v2");
+        let errors: Vec<String> = v2
+            .iter_errors(&first["payload"])
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", first["payload"]);
+        payloads.push(first["payload"].clone());
+    }
+    let given = &payloads[0];
+    assert_eq!(given["sales_channel"], "mobile_app");
+    assert_eq!(given["shipping_address"]["region"], "GB-ENG");
+    assert_eq!(
+        given["shipping_address"]["lines"],
+        json!(["1 Analytical Way", "Flat 2"])
+    );
+    let absent = &payloads[1];
+    assert!(absent.get("sales_channel").is_none(), "{absent}");
+    assert!(
+        absent["shipping_address"].get("region").is_none(),
+        "{absent}"
+    );
+
+    let stored: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT sales_channel, shipping_address->>'region' FROM orders WHERE id = ANY($1) ORDER BY sales_channel NULLS LAST",
+    )
+    .bind(vec![with.id("order_id"), old_client.id("order_id")])
+    .fetch_all(&app.db.pool)
+    .await
+    .expect("orders");
+    assert_eq!(
+        stored,
+        vec![
+            (Some("mobile_app".into()), Some("GB-ENG".into())),
+            (None, None)
+        ]
+    );
+}

@@ -43,8 +43,10 @@ fn place(lines: Vec<(ProductFacts, Quantity)>) -> Command {
             line2: None,
             city: text("London"),
             postal_code: text("N1 9GU"),
+            region: None,
             country: text("GB"),
         },
+        sales_channel: None,
     })
 }
 

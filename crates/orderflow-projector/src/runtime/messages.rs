@@ -1,6 +1,6 @@
 //! Kafka messages as the runtime keeps them, and decoding them into events.
 
-use orderflow_contracts::{Envelope, decode};
+use orderflow_contracts::{Envelope, decode_up_to};
 use rdkafka::Message as _;
 use rdkafka::message::{BorrowedMessage, Headers as _};
 
@@ -30,11 +30,13 @@ pub(super) fn raw(message: &BorrowedMessage<'_>) -> RawMessage {
     }
 }
 
-pub(super) fn decode_message(message: &RawMessage) -> Result<Event, String> {
+/// Decodes (and upcasts) a message; `cap` is the newest schema version
+/// accepted (`u32::MAX`: whatever this build understands).
+pub(super) fn decode_message(message: &RawMessage, cap: u32) -> Result<Event, String> {
     let payload = message.payload.as_deref().ok_or("message has no value")?;
     let envelope: Envelope =
         serde_json::from_slice(payload).map_err(|e| format!("malformed envelope: {e}"))?;
-    let event = decode(&envelope).map_err(|e| e.to_string())?;
+    let event = decode_up_to(&envelope, cap).map_err(|e| e.to_string())?;
     let traceparent = message
         .headers
         .iter()

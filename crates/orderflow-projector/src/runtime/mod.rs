@@ -199,7 +199,10 @@ impl<P: Projection> Runtime<P> {
             if self.stalls.blocks(message.partition, message.offset) {
                 continue;
             }
-            match decode_message(message) {
+            match decode_message(
+                message,
+                self.settings.schema_version_cap.unwrap_or(u32::MAX),
+            ) {
                 Ok(event) => events.push(event),
                 Err(reason) => {
                     let outcome = self.dead_letter_or_stall(message, &reason, 1).await;

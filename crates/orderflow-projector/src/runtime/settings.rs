@@ -44,6 +44,16 @@ pub struct RuntimeSettings {
     /// Longest pause between retries of a store that is down.
     #[arg(long = "max-backoff", env = "PROJECTOR_MAX_BACKOFF", default_value = "5s", value_parser = parse_duration)]
     pub max_backoff: Duration,
+    /// Newest schema version accepted, below what this build understands:
+    /// plays the consumer of an earlier release (`1`: the release before
+    /// `OrderPlaced` v2), whose "newer schema" refusal is the same code
+    /// path. For the rolling-upgrade test; never set in a deployment.
+    #[arg(
+        long = "schema-version-cap",
+        env = "PROJECTOR_SCHEMA_VERSION_CAP",
+        hide = true
+    )]
+    pub schema_version_cap: Option<u32>,
 }
 
 impl RuntimeSettings {

@@ -4,7 +4,7 @@
 use elasticsearch::Elasticsearch;
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesExistsAliasParts, IndicesExistsParts,
-    IndicesGetAliasParts, IndicesPutSettingsParts,
+    IndicesGetAliasParts, IndicesPutMappingParts, IndicesPutSettingsParts,
 };
 use serde_json::{Value, json};
 
@@ -37,6 +37,19 @@ pub fn mapping() -> Value {
             "tracking_number": {"type": "keyword", "normalizer": "lowercase"},
             "cancel_reason": {"type": "text"},
             "refund_minor": {"type": "long"},
+            "sales_channel": {"type": "keyword"},
+            // OrderPlaced v2's address; `region` (ISO 3166-2) and `country`
+            // are exact filters, the street lines full text.
+            "shipping_address": {
+                "type": "object",
+                "properties": {
+                    "lines": {"type": "text"},
+                    "city": text_and_keyword,
+                    "postal_code": {"type": "keyword", "normalizer": "lowercase"},
+                    "region": {"type": "keyword"},
+                    "country": {"type": "keyword"}
+                }
+            },
             "placed_at": {"type": "date"},
             "paid_at": {"type": "date"},
             "shipped_at": {"type": "date"},
@@ -58,11 +71,38 @@ pub async fn ensure(client: &Elasticsearch, alias: &str) -> anyhow::Result<()> {
         .status_code()
         .is_success();
     if exists {
-        return Ok(());
+        // An index made by an earlier release lacks the fields added since
+        // (OrderPlaced v2's): adding fields to a mapping is allowed in
+        // place, so the strict mapping does not refuse the new documents.
+        return put_mapping(client, alias).await;
     }
     let index = format!("{alias}_v1");
     create(client, &index, Some(alias)).await?;
     tracing::info!(index, alias, "search_projector.index created");
+    Ok(())
+}
+
+/// Adds the fields of [`mapping`] that `index` (or the indices behind an
+/// alias) lacks. Idempotent; a field whose type changed is refused by the
+/// engine and needs a rebuild into a new index instead.
+pub async fn put_mapping(client: &Elasticsearch, index: &str) -> anyhow::Result<()> {
+    let response = client
+        .indices()
+        .put_mapping(IndicesPutMappingParts::Index(&[index]))
+        .body(mapping())
+        .send()
+        .await?;
+    succeeded(response, &format!("updating the mapping of {index}")).await
+}
+
+/// `Ok` for a 2xx answer, else an error naming `what`, the status and body.
+async fn succeeded(
+    response: elasticsearch::http::response::Response,
+    what: &str,
+) -> anyhow::Result<()> {
+    let status = response.status_code();
+    let body: Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "{what}: {status} {body}");
     Ok(())
 }
 
@@ -146,13 +186,7 @@ pub async fn swap(
         .body(json!({ "actions": actions }))
         .send()
         .await?;
-    let status = response.status_code();
-    let body: Value = response.json().await.unwrap_or_default();
-    anyhow::ensure!(
-        status.is_success(),
-        "swapping {alias} to {to}: {status} {body}"
-    );
-    Ok(())
+    succeeded(response, &format!("swapping {alias} to {to}")).await
 }
 
 /// Sets `index`'s refresh interval (`-1` while bulk-filling it).

@@ -19,6 +19,16 @@ SELECT jsonb_build_object(
     'tracking_number', s.tracking_number,
     'cancel_reason', o.cancel_reason,
     'refund_minor', p.refund_minor,
+    'sales_channel', o.sales_channel,
+    -- The address in the event's (v2) shape: line1 and line2 become
+    -- `lines`; `region` only when the order has one (absent, as in the event).
+    'shipping_address', jsonb_strip_nulls(jsonb_build_object(
+        'lines', jsonb_path_query_array(o.shipping_address, '$.line1') ||
+                 jsonb_path_query_array(o.shipping_address, '$.line2 ? (@ != null)'),
+        'city', o.shipping_address->'city',
+        'postal_code', o.shipping_address->'postal_code',
+        'region', o.shipping_address->'region',
+        'country', o.shipping_address->'country')),
     'placed_at', o.placed_at,
     'paid_at', p.paid_at,
     'shipped_at', s.shipped_at,

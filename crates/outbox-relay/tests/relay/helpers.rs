@@ -3,7 +3,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use orderflow_contracts::{EventMeta, OrderEventV1};
+use orderflow_contracts::{CurrentEvent, EventMeta};
 use orderflow_domain::OrderId;
 use orderflow_testkit::{
     TestDatabase, eventually, fresh_topics, fresh_write_database, kafka_config, unique_name,
@@ -47,7 +47,7 @@ pub async fn append_large(db: &TestDatabase, order: Uuid, version: i64, bytes: u
         causation_id: Uuid::now_v7(),
         occurred_at: time::OffsetDateTime::now_utc(),
     };
-    let event = OrderEventV1::Cancelled(orderflow_contracts::v1::OrderCancelled {
+    let event = CurrentEvent::Cancelled(orderflow_contracts::v1::OrderCancelled {
         order_id: order,
         reason: (0..bytes / 32 + 1)
             .map(|_| Uuid::new_v4().simple().to_string())
@@ -69,7 +69,7 @@ pub async fn append_in(conn: &mut sqlx::PgConnection, order: Uuid, version: i64)
         causation_id: Uuid::now_v7(),
         occurred_at: time::OffsetDateTime::now_utc(),
     };
-    let event = OrderEventV1::Delivered(orderflow_contracts::v1::OrderDelivered {
+    let event = CurrentEvent::Delivered(orderflow_contracts::v1::OrderDelivered {
         order_id: order,
         delivered_at: meta.occurred_at,
     });

@@ -156,7 +156,8 @@ pub async fn poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on(bac
     let running = backend.start(&env);
     let key = order_id(3);
     let mut newer = order_events(3)[0].clone();
-    newer.schema_version = 2;
+    // One version beyond the newest this build understands.
+    newer.schema_version = orderflow_contracts::current_version("OrderPlaced").expect("known") + 1;
     newer.event_id = uuid::Uuid::now_v7();
     let mut unknown = order_events(4)[0].clone();
     unknown.event_type = "OrderTeleported".into();
@@ -210,7 +211,7 @@ pub async fn poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on(bac
     let all = reasons.join(" | ");
     for expected in [
         "malformed envelope",
-        "newer than this consumer understands",
+        "newer schema: OrderPlaced schema_version 3 is newer than this consumer understands",
         "unknown event type",
         "must be OrderPlaced",
     ] {

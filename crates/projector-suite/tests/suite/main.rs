@@ -7,12 +7,15 @@
 //! that arrives early is held and applied in order; poison goes to the
 //! dead-letter topic while the partition keeps moving. Plus the store
 //! outages for the search and status projectors, and the dead-letter
-//! replay of `orderctl`.
+//! replay of `orderctl`. And the schema-evolution checks on the checked-in
+//! history: its replay gives the checked-in snapshots, and both orders of a
+//! rolling upgrade end there too.
 
 mod cases;
 mod dlq_failure;
 mod dlq_replay;
 mod guards;
+mod history;
 mod outage;
 
 macro_rules! for_every_backend {
@@ -41,6 +44,11 @@ use dlq_failure::a_poison_that_cannot_be_dead_lettered_stops_only_its_partition;
 use guards::{
     stale_and_forged_redeliveries_never_move_an_order_back, the_held_timer_reaches_every_held_order,
 };
+use history::{
+    consumers_first_then_producers_dead_letters_nothing,
+    producers_first_dead_letters_newer_schema_and_replay_heals,
+    the_history_replays_to_the_snapshot,
+};
 
 for_every_backend!(
     rebuild_matches_the_snapshot,
@@ -51,4 +59,7 @@ for_every_backend!(
     a_gap_that_stays_open_is_parked,
     poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on,
     a_rebalance_mid_stream_loses_nothing,
+    the_history_replays_to_the_snapshot,
+    consumers_first_then_producers_dead_letters_nothing,
+    producers_first_dead_letters_newer_schema_and_replay_heals,
 );

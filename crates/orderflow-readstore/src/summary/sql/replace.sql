@@ -17,6 +17,8 @@ UPDATE order_summary s SET
     tracking_number   = r.tracking_number,
     cancel_reason     = r.cancel_reason,
     refund_minor      = r.refund_minor,
+    sales_channel     = r.sales_channel,
+    shipping_address  = r.shipping_address,
     placed_at         = r.placed_at,
     paid_at           = r.paid_at,
     shipped_at        = r.shipped_at,

@@ -17,6 +17,8 @@ ON CONFLICT (order_id) DO UPDATE SET
     tracking_number   = EXCLUDED.tracking_number,
     cancel_reason     = EXCLUDED.cancel_reason,
     refund_minor      = EXCLUDED.refund_minor,
+    sales_channel     = EXCLUDED.sales_channel,
+    shipping_address  = EXCLUDED.shipping_address,
     placed_at         = EXCLUDED.placed_at,
     paid_at           = EXCLUDED.paid_at,
     shipped_at        = EXCLUDED.shipped_at,
