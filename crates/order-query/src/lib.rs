@@ -6,9 +6,12 @@
 //! waits, by notification and up to a bound, for the read model to show it;
 //! `consistency=strong` reads the write database through a connection whose
 //! every transaction is read-only. Responses say which store answered, the
-//! version they reflect, and how far that store's projector lags.
+//! version they reflect, and how far that store's projector lags. It also
+//! exports the last drift checks as metrics ([`drift`]), so an alert can
+//! fire on drift.
 
 pub mod app;
+pub mod drift;
 pub mod error;
 pub mod lag;
 pub mod level0;
@@ -82,6 +85,9 @@ pub struct Settings {
     /// Concurrent `min_version` waits one token subject may hold (then 429).
     #[arg(long, env = "MAX_WAITS_PER_SUBJECT", default_value_t = 8)]
     pub max_waits_per_subject: usize,
+    /// How often the drift metrics are read from the reconcile run records.
+    #[arg(long, env = "DRIFT_METRICS_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub drift_metrics_interval: Duration,
     /// Concurrent status streams one token subject may hold (then 429).
     #[arg(long, env = "MAX_STREAMS_PER_SUBJECT", default_value_t = 4)]
     pub max_streams_per_subject: usize,
@@ -180,6 +186,14 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
                 state.groups.status.clone(),
             ],
             state.lag.clone(),
+            token.clone(),
+        ),
+    );
+    service.spawn(
+        "drift-metrics",
+        drift::export(
+            state.read.clone(),
+            settings.drift_metrics_interval,
             token.clone(),
         ),
     );

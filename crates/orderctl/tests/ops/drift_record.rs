@@ -1,7 +1,10 @@
 //! Reconcile as a job: each `orderctl reconcile` run is recorded in the
 //! read database, `orderctl status` shows each model's last check, and a
-//! drift induced in the stores shows in the JSON report, in the record and
-//! in the status, with the documented exit statuses.
+//! drift induced in the stores shows in the JSON report, in the record, in
+//! the status and in the query service's metrics (an `order-query`
+//! process), with the documented exit statuses.
+
+use std::time::Duration;
 
 use redis::AsyncCommands as _;
 use serde_json::Value;
@@ -10,6 +13,36 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::helpers::{ORDERS, Stores, orderctl, plan, stores, text};
+
+/// The value of the `name` series whose labels include all of `labels`,
+/// from a Prometheus text exposition.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|l| l == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Waits until order-query at `base` exports `want` for the series.
+async fn exported(base: &str, name: &str, labels: &[(&str, &str)], want: f64) {
+    let http = reqwest::Client::new();
+    orderflow_testkit::eventually(
+        &format!("{name}{labels:?} = {want} on {base}/metrics"),
+        Duration::from_secs(60),
+        || {
+            let request = http.get(format!("{base}/metrics")).send();
+            async move {
+                let body = request.await.ok()?.text().await.ok()?;
+                (sample(&body, name, labels) == Some(want)).then_some(())
+            }
+        },
+    )
+    .await;
+}
 
 /// Every store setting of `stores`, and `topic` as the events topic.
 fn env(stores: &Stores, topic: &str) -> Vec<(&'static str, String)> {
@@ -199,4 +232,44 @@ async fn reconcile_runs_are_recorded_shown_by_status_and_drift_shows_in_all_thre
         table.contains("summary: last drift check") && table.contains(": 3 drift"),
         "{table}"
     );
+
+    // The query service exports the last checks as metrics, refreshed from
+    // the record (every second here), so an alert can fire on them.
+    let port = system_tests::free_port();
+    let mut query_env = env.clone();
+    query_env.extend([
+        ("QUERY_HTTP_ADDR", format!("127.0.0.1:{port}")),
+        ("AUTH_DISABLED", "true".to_owned()),
+        ("DRIFT_METRICS_INTERVAL", "1s".to_owned()),
+    ]);
+    let mut query = system_tests::ServiceProcess::start("order-query", port, &query_env);
+    query.ready(Duration::from_secs(60)).await;
+    let base = query.base.clone();
+    let summary_missing = [("model", "summary"), ("kind", "missing")];
+    exported(&base, "orderflow_drift_orders", &summary_missing, 3.0).await;
+    let status_missing = [("model", "status"), ("kind", "missing")];
+    exported(&base, "orderflow_drift_orders", &status_missing, 2.0).await;
+    let summary = [("model", "summary")];
+    exported(&base, "orderflow_drift_unresolved_orders", &summary, 3.0).await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let age = sample(&metrics, "orderflow_drift_check_age_seconds", &summary)
+        .unwrap_or_else(|| panic!("an age for summary in:\n{metrics}"));
+    assert!(age >= 0.0, "{age}");
+
+    // A repairing run fixes it; the next refresh says no drift is left.
+    let repaired = json(
+        &["reconcile", "--repair", "--recheck-after", "100ms"],
+        &env,
+        0,
+    )
+    .await;
+    assert_eq!(model(&repaired, "summary")["repaired"], 3, "{repaired:#}");
+    assert_eq!(repaired["unresolved"], 0, "{repaired:#}");
+    exported(&base, "orderflow_drift_unresolved_orders", &summary, 0.0).await;
+    exported(&base, "orderflow_drift_orders", &summary_missing, 3.0).await;
 }
