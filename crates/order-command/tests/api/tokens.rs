@@ -233,6 +233,61 @@ async fn every_token_attack_is_refused_and_writes_nothing() {
     );
 }
 
+/// Headers a string cannot carry: bytes that are not UTF-8 (obs-text) in
+/// the token, a valid token after non-UTF-8 bytes, and a header far over
+/// the token bound. Each is a 401 problem (never a 500 or a dropped
+/// connection), and nothing is written.
+#[tokio::test]
+async fn authorization_headers_that_are_not_text_are_refused() {
+    let app = spawn().await;
+    let staff = crate::helpers::staff();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "non-UTF-8 token",
+            b"Bearer \xff\xfe\xfd.\x80\x81.\xc3\x28".to_vec(),
+        ),
+        (
+            "non-UTF-8 before a valid token",
+            [b"Bearer \xff".as_slice(), staff.as_bytes()].concat(),
+        ),
+        (
+            "a 6 KiB header",
+            format!("Bearer {}", "a".repeat(6 * 1024)).into_bytes(),
+        ),
+    ];
+    for (name, value) in &cases {
+        let before = app.snapshot().await;
+        let header = reqwest::header::HeaderValue::from_bytes(value)
+            .expect("obs-text is a valid header value");
+        let response = app
+            .http
+            .post(format!("{}/customers", app.base))
+            .header("authorization", header)
+            .header("content-type", "application/json")
+            .body(json!({"name": "Mallory", "email": format!("m-{}@example.com", uuid::Uuid::new_v4().simple())}).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: no answer: {e}"));
+        let status = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(status, 401, "{name}");
+        assert!(
+            kind.starts_with("application/problem+json"),
+            "{name}: {kind}"
+        );
+        assert_eq!(
+            app.snapshot().await,
+            before,
+            "{name}: something was written"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_configured_keys_verify_each_with_its_own_algorithm() {
     let app = spawn().await;
