@@ -119,7 +119,8 @@ pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
     .context("reading the outbox (WRITE_DATABASE_URL)")?;
     let relay_leaders: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks \
-         WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted",
+         WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .bind(RELAY_LOCK_NAMESPACE)
     .fetch_one(sources.write)
