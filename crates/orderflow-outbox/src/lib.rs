@@ -93,16 +93,19 @@ pub struct Shard {
     pub count: i64,
 }
 
-/// Up to `limit` unpublished rows of `shard`, oldest id first.
+/// Up to `limit` unpublished rows of `shard`, oldest id first, leaving out
+/// `in_flight` (rows sent but not yet acknowledged).
 pub async fn fetch_unpublished(
     conn: &mut PgConnection,
     shard: Shard,
     limit: i64,
+    in_flight: &[i64],
 ) -> Result<Vec<OutboxRow>, Error> {
     Ok(sqlx::query_as(include_str!("sql/fetch_unpublished.sql"))
         .bind(shard.index)
         .bind(shard.count)
         .bind(limit)
+        .bind(in_flight)
         .fetch_all(conn)
         .await?)
 }

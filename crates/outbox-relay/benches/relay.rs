@@ -1,16 +1,23 @@
 //! Relay throughput and latency, next to the raw producer.
 //!
 //! `cargo bench -p outbox-relay --bench relay` (release; the local stack must
-//! be up). In one run:
+//! be up). In one run, `BENCH_ROUNDS` times (default 2) so the noise of a
+//! shared machine shows as a range:
 //!
 //! 1. **raw**: the rdkafka producer alone, with the relay's settings, sends
 //!    the backlog's envelopes (same keys, same values) with every message in
 //!    flight: the ceiling for this machine and broker.
-//! 2. **drain**: the relay drains the same backlog (`BENCH_BACKLOG` rows,
-//!    default 100,000) from Postgres: read, send, wait for acks, mark.
-//! 3. **steady**: events committed one per transaction at `BENCH_RATE`
-//!    per second (default 500) for `BENCH_SECS` (default 10) while the relay
-//!    runs; commit→published latency from the rows' timestamps.
+//! 2. **drain, one batch in flight**: the relay drains the same backlog
+//!    (`BENCH_BACKLOG` rows, default 100,000) from Postgres with
+//!    `RELAY_PIPELINE_DEPTH=1`: read, send, wait for acks, mark, read again
+//!    (the relay's shape before the window).
+//! 3. **drain, window**: the same with the default depth, so Postgres reads
+//!    and marks while earlier batches are on their way to Kafka.
+//!
+//! Then **steady**: events committed one per transaction at `BENCH_RATE`
+//! per second (default 500) for `BENCH_SECS` (default 10) while the relay
+//! runs; commit→published latency from the rows' timestamps (created in the
+//! transaction, published after Kafka's ack, so an upper bound).
 
 #![allow(clippy::print_stdout)] // figures are the output
 
@@ -19,11 +26,38 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use futures::future::join_all;
 use orderflow_testkit::bench::percentile;
-use orderflow_testkit::{fresh_database, fresh_topic, kafka_brokers, kafka_config};
+use orderflow_testkit::{TestDatabase, fresh_database, fresh_topic, kafka_brokers, kafka_config};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::Connection as _;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// Topics this run made, deleted at its end (each holds a 100 MB backlog).
+static TOPICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+async fn topic(prefix: &str) -> String {
+    let name = fresh_topic(prefix, 6).await;
+    TOPICS.lock().expect("topics").push(name.clone());
+    name
+}
+
+/// Deletes the run's topics and database, so repeated runs do not fill the disk.
+async fn clean_up(db: TestDatabase) {
+    let topics = std::mem::take(&mut *TOPICS.lock().expect("topics"));
+    let admin: AdminClient<DefaultClientContext> = kafka_config().create().expect("admin");
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+    db.pool.close().await;
+    let mut conn = sqlx::PgConnection::connect(&orderflow_testkit::postgres_admin_url())
+        .await
+        .expect("admin connection");
+    let _ = sqlx::query(&format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, db.name))
+        .execute(&mut conn)
+        .await;
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -66,40 +100,45 @@ async fn load_backlog(pool: &PgPool, rows: u64) {
     .expect("backlog");
 }
 
-fn relay_settings(url: &str, topic: &str) -> outbox_relay::Settings {
-    outbox_relay::Settings::try_parse_from([
+fn relay_settings(url: &str, topic: &str, extra: &[&str]) -> outbox_relay::Settings {
+    let mut args = vec![
         "outbox-relay",
         "--write-database-url",
         url,
-        "--kafka-brokers",
-        &kafka_brokers(),
         "--events-topic",
         topic,
         "--ops-addr",
         "127.0.0.1:0",
-    ])
-    .expect("settings")
+    ];
+    let brokers = kafka_brokers();
+    args.extend(["--kafka-brokers", &brokers]);
+    args.extend(extra);
+    outbox_relay::Settings::try_parse_from(args).expect("settings")
 }
 
-#[tokio::main]
-async fn main() {
-    let backlog = env_or("BENCH_BACKLOG", 100_000);
-    let rate = env_or("BENCH_RATE", 500);
-    let secs = env_or("BENCH_SECS", 10);
-    let db = fresh_database("bench_relay").await;
-    orderflow_writemodel::MIGRATOR
-        .run(&db.pool)
-        .await
-        .expect("migrate");
-    load_backlog(&db.pool, backlog).await;
+/// Waits until every outbox row is published.
+async fn drained(pool: &PgPool) {
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(pool)
+                .await
+                .expect("count");
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
-    // 1. Raw producer over the same keys and values.
+/// The raw producer's rate over the backlog's keys and values.
+async fn raw(pool: &PgPool) -> f64 {
     let rows: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT aggregate_id, envelope::text FROM outbox ORDER BY id")
-            .fetch_all(&db.pool)
+            .fetch_all(pool)
             .await
             .expect("rows");
-    let raw_topic = fresh_topic("bench-raw", 6).await;
+    let raw_topic = topic("bench-raw").await;
     let producer: FutureProducer = outbox_relay::publisher::producer_config(kafka_config())
         .create()
         .expect("producer");
@@ -124,35 +163,50 @@ async fn main() {
     for d in join_all(deliveries).await {
         d.expect("delivered").expect("acked");
     }
-    let raw_rate = rows.len() as f64 / started.elapsed().as_secs_f64();
-    drop(rows);
+    rows.len() as f64 / started.elapsed().as_secs_f64()
+}
 
-    // 2. The relay drains the backlog.
-    let topic = fresh_topic("bench-relay", 6).await;
-    let token = CancellationToken::new();
-    let started = Instant::now();
-    let relay = tokio::spawn(outbox_relay::run(
-        relay_settings(&db.url, &topic),
-        token.clone(),
-    ));
-    loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&db.pool)
-                .await
-                .expect("count");
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let drain_rate = backlog as f64 / started.elapsed().as_secs_f64();
-
-    // 3. Steady load, one event per transaction, relay already running.
-    sqlx::query("DELETE FROM outbox")
+/// The relay's rate draining a fresh backlog of `rows` with `extra` settings.
+async fn drain(db: &TestDatabase, rows: u64, extra: &[&str]) -> f64 {
+    sqlx::query("TRUNCATE outbox")
         .execute(&db.pool)
         .await
         .expect("clear");
+    load_backlog(&db.pool, rows).await;
+    sqlx::query("VACUUM ANALYZE outbox")
+        .execute(&db.pool)
+        .await
+        .expect("vacuum");
+    let topic = topic("bench-relay").await;
+    let token = CancellationToken::new();
+    let started = Instant::now();
+    let relay = tokio::spawn(outbox_relay::run(
+        relay_settings(&db.url, &topic, extra),
+        token.clone(),
+    ));
+    drained(&db.pool).await;
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    token.cancel();
+    relay.await.expect("join").expect("relay");
+    rate
+}
+
+/// Commit-to-published latencies (ms) of events committed one per
+/// transaction at `rate` per second for `secs`, the relay running with
+/// `extra` settings; `notify` issues the commands' `NOTIFY outbox`.
+async fn steady(db: &TestDatabase, rate: u64, secs: u64, notify: bool, extra: &[&str]) -> Vec<f64> {
+    sqlx::query("TRUNCATE outbox")
+        .execute(&db.pool)
+        .await
+        .expect("clear");
+    let topic = topic("bench-steady").await;
+    let token = CancellationToken::new();
+    let relay = tokio::spawn(outbox_relay::run(
+        relay_settings(&db.url, &topic, extra),
+        token.clone(),
+    ));
+    // The relay is leading once it has read the (empty) outbox.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let total = rate * secs;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let mut tick = tokio::time::interval(interval);
@@ -161,8 +215,7 @@ async fn main() {
     for _ in 0..total {
         tick.tick().await;
         let pool = db.pool.clone();
-        let mut value = envelope();
-        value["aggregate_version"] = serde_json::json!(1);
+        let value = envelope();
         writes.push(tokio::spawn(async move {
             let mut tx = pool.begin().await.expect("begin");
             sqlx::query(
@@ -174,44 +227,106 @@ async fn main() {
             .execute(&mut *tx)
             .await
             .expect("insert");
-            sqlx::query("SELECT pg_notify('outbox', '')").execute(&mut *tx).await.expect("notify");
+            if notify {
+                sqlx::query("SELECT pg_notify('outbox', '')")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("notify");
+            }
             tx.commit().await.expect("commit");
         }));
     }
     for w in writes {
         w.await.expect("write");
     }
-    loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&db.pool)
-                .await
-                .expect("count");
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    drained(&db.pool).await;
     let mut latencies: Vec<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM published_at - created_at)::float8 FROM outbox",
+        "SELECT 1000 * extract(epoch FROM published_at - created_at)::float8 FROM outbox",
     )
     .fetch_all(&db.pool)
     .await
     .expect("latencies");
     latencies.sort_by(f64::total_cmp);
     token.cancel();
-    let _ = relay.await;
+    relay.await.expect("join").expect("relay");
+    latencies
+}
+
+fn range(xs: &[f64]) -> String {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.0}–{hi:.0}")
+}
+
+#[tokio::main]
+async fn main() {
+    let backlog = env_or("BENCH_BACKLOG", 100_000);
+    let rate = env_or("BENCH_RATE", 500);
+    let secs = env_or("BENCH_SECS", 10);
+    let rounds = env_or("BENCH_ROUNDS", 2);
+    let db = fresh_database("bench_relay").await;
+    orderflow_writemodel::MIGRATOR
+        .run(&db.pool)
+        .await
+        .expect("migrate");
 
     println!("outbox relay, {backlog} events of ~1 KB, 6 partitions, lz4, acks=all, idempotent");
-    println!("  raw producer          {raw_rate:>10.0} events/s");
     println!(
-        "  relay drain           {drain_rate:>10.0} events/s   ({:.2}x of raw)",
-        drain_rate / raw_rate
+        "{:>5} | {:>10} | {:>14} {:>6} | {:>14} {:>6} | {:>7}",
+        "round", "raw ev/s", "depth 1 ev/s", "/raw", "window ev/s", "/raw", "speedup"
     );
+    let (mut raws, mut olds, mut news) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        sqlx::query("TRUNCATE outbox")
+            .execute(&db.pool)
+            .await
+            .expect("clear");
+        load_backlog(&db.pool, backlog).await;
+        let raw_rate = raw(&db.pool).await;
+        let old = drain(&db, backlog, &["--pipeline-depth", "1"]).await;
+        let new = drain(&db, backlog, &[]).await;
+        println!(
+            "{round:>5} | {raw_rate:>10.0} | {old:>14.0} {:>6.2} | {new:>14.0} {:>6.2} | {:>6.2}x",
+            old / raw_rate,
+            new / raw_rate,
+            new / old
+        );
+        raws.push(raw_rate);
+        olds.push(old);
+        news.push(new);
+    }
     println!(
-        "  steady {rate}/s for {secs}s   commit->published p50 {:.1} ms, p99 {:.1} ms ({} events)",
-        percentile(&latencies, 0.50) * 1000.0,
-        percentile(&latencies, 0.99) * 1000.0,
-        latencies.len()
+        "range | {:>10} | {:>14} {:>6} | {:>14} {:>6} |",
+        range(&raws),
+        range(&olds),
+        "",
+        range(&news),
+        ""
     );
+
+    // The commands' NOTIFY wakes the relay (its 1 s poll a fallback),
+    // against no NOTIFY and a short poll; each twice, alternating.
+    for _ in 0..2 {
+        for (notify, extra, label) in [
+            (
+                true,
+                &["--poll-interval", "1s"][..],
+                "NOTIFY per commit, 1s poll",
+            ),
+            (
+                false,
+                &["--poll-interval", "10ms"][..],
+                "no NOTIFY, 10ms poll   ",
+            ),
+        ] {
+            let latencies = steady(&db, rate, secs, notify, extra).await;
+            println!(
+                "steady {rate}/s for {secs}s, {label}: commit->published p50 {:.1} ms, p99 {:.1} ms ({} events)",
+                percentile(&latencies, 0.50),
+                percentile(&latencies, 0.99),
+                latencies.len()
+            );
+        }
+    }
+    clean_up(db).await;
 }

@@ -26,7 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::publisher::{Limits, Outcome, Waits, publish_batch};
+use crate::pipeline::{self, Pipeline, Route};
+use crate::publisher::{Limits, Outcome, Waits};
 
 /// First of the two advisory-lock keys; the second is the shard index.
 const LOCK_NAMESPACE: i32 = 0x4f46;
@@ -38,6 +39,8 @@ pub struct Relay {
     pub producer: FutureProducer,
     pub topic: String,
     pub batch_size: i64,
+    /// Batches in flight at once.
+    pub pipeline_depth: usize,
     pub poll_interval: Duration,
     pub standby_poll: Duration,
     /// How long a frozen or cut-off leader keeps the lock at most.
@@ -172,21 +175,51 @@ async fn lead(
         ping_every: (relay.leader_timeout / 3).max(Duration::from_millis(200)),
         give_up: relay.kafka_give_up,
     };
+    let mut window = Pipeline::new(relay.pipeline_depth, relay.batch_size);
+    let route = Route {
+        producer: &relay.producer,
+        topic: &relay.topic,
+        limits: &relay.limits,
+        shard,
+    };
+    // Marks run here, beside the lock connection's next read.
+    let mut marker = relay.pool.acquire().await?;
     loop {
-        if token.is_cancelled() {
-            return Ok(Led::Cancelled);
+        if window.is_empty() {
+            if !token.is_cancelled() {
+                window.fill(conn, &route, &[]).await?;
+            }
+            if window.is_empty() {
+                failing_since = None;
+                // Cancelled: stop reading, but finish what is in flight.
+                if token.is_cancelled() || wait_for_work(relay, &mut listener, token).await {
+                    return Ok(Led::Cancelled);
+                }
+                continue;
+            }
         }
-        match publish_batch(
-            conn,
-            &relay.producer,
-            &relay.topic,
-            &relay.limits,
-            shard,
-            relay.batch_size,
-            waits,
-        )
-        .await?
-        {
+        let Some(done) = window.complete_oldest(conn, waits).await? else {
+            return Ok(Led::GaveUp(waits.give_up));
+        };
+        let marking = done.acked_ids();
+        let refill = !token.is_cancelled() && !done.failed();
+        let next = async {
+            if refill {
+                window.fill(conn, &route, &marking).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (marked, filled) = if relay.pipeline_depth > 1 {
+            tokio::join!(pipeline::mark(&mut marker, &done), next)
+        } else {
+            // One batch at a time: mark, then read the next.
+            let marked = pipeline::mark(&mut marker, &done).await;
+            (marked, next.await)
+        };
+        marked?;
+        filled?;
+        match done.outcome() {
             Outcome::Published { published, parked } => {
                 backoff = Duration::from_millis(100);
                 failing_since = None;
@@ -196,18 +229,8 @@ async fn lead(
                     parked,
                     "relay.publish batch"
                 );
-                if ((published + parked) as i64) < relay.batch_size
-                    && wait_for_work(relay, &mut listener, token).await
-                {
-                    return Ok(Led::Cancelled);
-                }
             }
-            Outcome::Idle => {
-                failing_since = None;
-                if wait_for_work(relay, &mut listener, token).await {
-                    return Ok(Led::Cancelled);
-                }
-            }
+            Outcome::Idle => {}
             Outcome::Unreachable(silent) => return Ok(Led::GaveUp(silent)),
             Outcome::Retry(err) => {
                 metrics::counter!("relay_publish_errors_total").increment(1);

@@ -7,6 +7,7 @@
 //! `NOTIFY outbox` from committing commands and polls as a fallback.
 
 pub mod leader;
+pub mod pipeline;
 pub mod publisher;
 
 use std::net::SocketAddr;
@@ -44,6 +45,11 @@ pub struct Settings {
     /// Most rows published per batch.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: i64,
+    /// Batches in flight at once: read and marked in Postgres while the
+    /// earlier ones are on their way to Kafka. 1 is one batch at a time
+    /// (read, send, wait for the acks, mark, read again).
+    #[arg(long, env = "RELAY_PIPELINE_DEPTH", default_value_t = 2)]
+    pub pipeline_depth: usize,
     /// Fallback poll interval when no NOTIFY arrives.
     #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -72,6 +78,10 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
     anyhow::ensure!(
         settings.batch_size >= 1,
         "RELAY_BATCH_SIZE must be at least 1"
+    );
+    anyhow::ensure!(
+        settings.pipeline_depth >= 1,
+        "RELAY_PIPELINE_DEPTH must be at least 1"
     );
     anyhow::ensure!(
         settings.leader_timeout > settings.poll_interval * 2,
@@ -139,6 +149,7 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         producer,
         topic,
         batch_size: settings.batch_size,
+        pipeline_depth: settings.pipeline_depth,
         poll_interval: settings.poll_interval,
         standby_poll: settings.standby_poll,
         leader_timeout: settings.leader_timeout,

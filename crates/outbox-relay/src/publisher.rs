@@ -1,11 +1,12 @@
-//! Publishing one shard's outbox rows: fetch a batch, send it with every
-//! message in flight, wait for every delivery report, then mark it published.
+//! Sending one batch of a shard's outbox rows: enqueue every row in id
+//! order without waiting, then collect every delivery report.
+//! [`crate::pipeline`] keeps several such batches in flight and marks them.
 //!
 //! The producer is idempotent with `acks=all` and never gives up on a message
 //! (`message.timeout.ms=0`): librdkafka retries in order, so a broker outage
 //! stalls the batch instead of failing one message and letting the next one
-//! overtake it. A batch is marked published only when every report is
-//! positive; anything else leaves it unpublished to be sent again (consumers
+//! overtake it. A row is marked published only when its report is positive;
+//! anything else leaves it unpublished to be sent again (consumers
 //! deduplicate), which is what makes the relay at-least-once.
 //!
 //! A row Kafka can never take (over the topic's `max.message.bytes`, or
@@ -13,19 +14,19 @@
 //! the shard keeps flowing, the row's order waits behind it, and `orderctl
 //! outbox redrive` sends it again once the cause is fixed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use orderflow_outbox::{Acked, OutboxRow, Shard};
+use orderflow_outbox::{Acked, OutboxRow};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sqlx::PgConnection;
+use sqlx::types::Uuid;
 use time::OffsetDateTime;
 
 /// What one pass of the publisher did.
@@ -159,69 +160,135 @@ pub fn producer_config(mut config: rdkafka::ClientConfig) -> rdkafka::ClientConf
     config
 }
 
-/// Publishes up to `batch` rows of `shard`. A row larger than the topic's
-/// `max.message.bytes` (read again before a row is judged too large), or
-/// one librdkafka refuses outright, is parked, and its order's later rows
-/// in the batch are not sent: they wait behind it.
-#[allow(clippy::too_many_arguments)]
-pub async fn publish_batch(
-    conn: &mut PgConnection,
-    producer: &FutureProducer,
-    topic: &str,
-    limits: &Limits,
-    shard: Shard,
-    batch: i64,
-    waits: Waits,
-) -> Result<Outcome, orderflow_outbox::Error> {
-    let rows = orderflow_outbox::fetch_unpublished(conn, shard, batch).await?;
-    if rows.is_empty() {
-        return Ok(Outcome::Idle);
-    }
-    let largest = rows.iter().map(message_bytes).max().unwrap_or(0);
-    let max_message_bytes = limits.for_batch(largest).await;
-    let sent = match send_all(conn, producer, topic, max_message_bytes, &rows, waits).await? {
-        Sent::Done(sent) => sent,
-        Sent::Unreachable => return Ok(Outcome::Unreachable(waits.give_up)),
-    };
-    for (id, reason) in &sent.parked {
-        orderflow_outbox::park(conn, *id, reason).await?;
-        metrics::counter!("relay_parked_total").increment(1);
-        tracing::error!(
-            row = id,
-            reason,
-            "relay.park a row Kafka cannot take; its order waits"
-        );
-    }
-    let acked_at = OffsetDateTime::now_utc();
-    orderflow_outbox::mark_published(conn, &sent.acked).await?;
-    let created: std::collections::HashMap<i64, OffsetDateTime> =
-        rows.iter().map(|r| (r.id, r.created_at)).collect();
-    for acked in &sent.acked {
-        if let Some(created) = created.get(&acked.id) {
-            let latency = (acked_at - *created).as_seconds_f64().max(0.0);
-            metrics::histogram!("relay_commit_to_ack_seconds").record(latency);
-        }
-    }
-    metrics::counter!("relay_published_total").increment(sent.acked.len() as u64);
-    Ok(match sent.error {
-        Some(err) => Outcome::Retry(err),
-        None => Outcome::Published {
-            published: sent.acked.len(),
-            parked: sent.parked.len(),
-        },
-    })
-}
-
-/// What one send of a batch came to.
-struct Batch {
-    acked: Vec<Acked>,
+/// One batch handed to the producer, its delivery reports still to come.
+pub struct Enqueued {
+    /// Rows sent, in id order, with their orders.
+    ids: Vec<i64>,
+    orders: Vec<Uuid>,
+    deliveries: Vec<DeliveryFuture>,
+    created: HashMap<i64, OffsetDateTime>,
+    /// Rows parked instead of sent, with why.
     parked: Vec<(i64, String)>,
-    error: Option<KafkaError>,
+    /// Why enqueueing stopped early, if it did; the rest goes out on the retry.
+    enqueue_error: Option<KafkaError>,
+    /// Each row's `relay.publish` span, open until its report is in.
+    spans: Vec<tracing::Span>,
 }
 
-enum Sent {
-    Done(Batch),
+impl std::fmt::Debug for Enqueued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueued")
+            .field("rows", &self.ids.len())
+            .field("parked", &self.parked.len())
+            .field("enqueue_error", &self.enqueue_error)
+            .finish()
+    }
+}
+
+/// Why Kafka did not take a row.
+#[derive(Debug)]
+pub enum Failure {
+    /// It never will (too large, invalid): park the row.
+    Permanent(String),
+    /// It may on a retry.
+    Transient(KafkaError),
+}
+
+/// One row's delivery report.
+#[derive(Debug)]
+pub struct RowResult {
+    pub id: i64,
+    pub order: Uuid,
+    pub result: Result<Acked, Failure>,
+}
+
+/// A batch's delivery reports, in the order its rows were sent.
+#[derive(Debug)]
+pub struct Reports {
+    pub results: Vec<RowResult>,
+    /// When each row was committed, for the commit-to-ack latency.
+    pub created: HashMap<i64, OffsetDateTime>,
+    pub enqueue_error: Option<KafkaError>,
+}
+
+/// The end of waiting for a batch's reports.
+#[derive(Debug)]
+pub enum Report {
+    Done(Reports),
+    /// Kafka acknowledged nothing for the give-up bound.
     Unreachable,
+}
+
+impl Enqueued {
+    /// The rows sent (and so in flight), in id order.
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
+    /// Rows parked instead of sent, with why.
+    pub fn parked(&self) -> &[(i64, String)] {
+        &self.parked
+    }
+
+    /// Enqueueing stopped early.
+    pub fn failed(&self) -> bool {
+        self.enqueue_error.is_some()
+    }
+
+    /// Waits for every delivery report, pinging the lock connection while
+    /// it waits so the session never looks idle, and giving up after
+    /// `waits.give_up` without them.
+    pub async fn reports(
+        self,
+        conn: &mut PgConnection,
+        waits: Waits,
+    ) -> Result<Report, orderflow_outbox::Error> {
+        let all = join_all(self.deliveries);
+        tokio::pin!(all);
+        let started = Instant::now();
+        let reports = loop {
+            tokio::select! {
+                reports = &mut all => break reports,
+                () = tokio::time::sleep(waits.ping_every) => {
+                    // Still the lock's holder, and the session is not idle.
+                    sqlx::query("SELECT 1").execute(&mut *conn).await.map_err(orderflow_outbox::Error::from)?;
+                    if started.elapsed() >= waits.give_up {
+                        return Ok(Report::Unreachable);
+                    }
+                }
+            }
+        };
+        drop(self.spans);
+        let results = self
+            .ids
+            .into_iter()
+            .zip(self.orders)
+            .zip(reports)
+            .map(|((id, order), report)| RowResult {
+                id,
+                order,
+                result: match report {
+                    Ok(Ok(delivery)) => Ok(Acked {
+                        id,
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                    }),
+                    // The broker refused this very row for good (the local
+                    // size check is conservative, so this is rare).
+                    Ok(Err((KafkaError::MessageProduction(code), _))) if permanent(code) => Err(
+                        Failure::Permanent(format!("the broker refused the message: {code}")),
+                    ),
+                    Ok(Err((err, _))) => Err(Failure::Transient(err)),
+                    Err(_canceled) => Err(Failure::Transient(KafkaError::Canceled)),
+                },
+            })
+            .collect();
+        Ok(Report::Done(Reports {
+            results,
+            created: self.created,
+            enqueue_error: self.enqueue_error,
+        }))
+    }
 }
 
 /// Errors that the same row will get every time, whatever Kafka's state.
@@ -235,25 +302,32 @@ fn permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// Enqueues every row in order, then waits for all delivery reports.
+/// Enqueues `rows` in order without waiting for any delivery.
 ///
 /// Enqueueing is sequential: were a full queue to make one message wait
 /// while a later one went in, the later one could reach Kafka first. A row
-/// that cannot be sent is parked and its order's later rows are left out,
-/// so no later version of that order overtakes it.
-async fn send_all(
-    conn: &mut PgConnection,
+/// larger than the topic's `max.message.bytes` (read again before a row is
+/// judged too large), or one librdkafka refuses outright, is parked and its
+/// order's later rows are left out, so no later version of that order
+/// overtakes it.
+pub async fn enqueue(
     producer: &FutureProducer,
     topic: &str,
-    max_message_bytes: i64,
+    limits: &Limits,
     rows: &[OutboxRow],
-    waits: Waits,
-) -> Result<Sent, orderflow_outbox::Error> {
-    let mut deliveries = Vec::with_capacity(rows.len());
-    let mut parked = Vec::new();
-    let mut blocked: HashSet<sqlx::types::Uuid> = HashSet::new();
-    let mut enqueue_error = None;
-    let mut spans = Vec::with_capacity(rows.len());
+) -> Enqueued {
+    let largest = rows.iter().map(message_bytes).max().unwrap_or(0);
+    let max_message_bytes = limits.for_batch(largest).await;
+    let mut batch = Enqueued {
+        ids: Vec::with_capacity(rows.len()),
+        orders: Vec::with_capacity(rows.len()),
+        deliveries: Vec::with_capacity(rows.len()),
+        created: HashMap::with_capacity(rows.len()),
+        parked: Vec::new(),
+        enqueue_error: None,
+        spans: Vec::with_capacity(rows.len()),
+    };
+    let mut blocked: HashSet<Uuid> = HashSet::new();
     for row in rows {
         if blocked.contains(&row.aggregate_id) {
             continue;
@@ -263,7 +337,7 @@ async fn send_all(
         let schema_version = row.schema_version.to_string();
         let bytes = message_bytes(row);
         if max_message_bytes > 0 && bytes > max_message_bytes {
-            parked.push((
+            batch.parked.push((
                 row.id,
                 format!(
                     "the message is {bytes} bytes, over the topic's max.message.bytes \
@@ -299,7 +373,7 @@ async fn send_all(
         let traceparent = span
             .in_scope(orderflow_service::telemetry::current_traceparent)
             .or_else(|| row.traceparent.clone());
-        spans.push(span);
+        batch.spans.push(span);
         if let Some(traceparent) = &traceparent {
             headers = headers.insert(Header {
                 key: "traceparent",
@@ -313,7 +387,10 @@ async fn send_all(
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => {
-                    deliveries.push(((row.id, row.aggregate_id), delivery));
+                    batch.ids.push(row.id);
+                    batch.orders.push(row.aggregate_id);
+                    batch.created.insert(row.id, row.created_at);
+                    batch.deliveries.push(delivery);
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
@@ -322,72 +399,25 @@ async fn send_all(
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((KafkaError::MessageProduction(code), _)) if permanent(code) => {
-                    parked.push((row.id, format!("the producer refused the message: {code}")));
+                    batch
+                        .parked
+                        .push((row.id, format!("the producer refused the message: {code}")));
                     blocked.insert(row.aggregate_id);
                     break;
                 }
                 Err((err, _)) => {
-                    enqueue_error = Some(err);
+                    batch.enqueue_error = Some(err);
                     break;
                 }
             }
         }
-        if enqueue_error.is_some() {
-            // What is already enqueued is still reported below; the rest
-            // of the batch goes out on the retry.
+        if batch.enqueue_error.is_some() {
+            // What is already enqueued is still reported; the rest of the
+            // batch goes out on the retry.
             break;
         }
     }
-    let (ids, futures): (Vec<(i64, sqlx::types::Uuid)>, Vec<_>) = deliveries.into_iter().unzip();
-    let all = join_all(futures);
-    tokio::pin!(all);
-    let started = Instant::now();
-    let reports = loop {
-        tokio::select! {
-            reports = &mut all => break reports,
-            () = tokio::time::sleep(waits.ping_every) => {
-                // Still the lock's holder, and the session is not idle.
-                sqlx::query("SELECT 1").execute(&mut *conn).await.map_err(orderflow_outbox::Error::from)?;
-                if started.elapsed() >= waits.give_up {
-                    return Ok(Sent::Unreachable);
-                }
-            }
-        }
-    };
-    drop(spans);
-    let mut acked = Vec::with_capacity(ids.len());
-    let mut error = enqueue_error;
-    for ((id, order), report) in ids.into_iter().zip(reports) {
-        // Behind a row of its order that the broker refused for good: not
-        // marked, so it goes out again after that row once re-driven.
-        if blocked.contains(&order) {
-            continue;
-        }
-        match report {
-            Ok(Ok(delivery)) => acked.push(Acked {
-                id,
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            // The broker refused this very row for good (the local size
-            // check is conservative, so this is rare): park it.
-            Ok(Err((KafkaError::MessageProduction(code), _))) if permanent(code) => {
-                parked.push((id, format!("the broker refused the message: {code}")));
-                blocked.insert(order);
-            }
-            Ok(Err((err, _))) => {
-                error.get_or_insert(err);
-            }
-            Err(_canceled) => {
-                error.get_or_insert(KafkaError::Canceled);
-            }
-        }
-    }
-    Ok(Sent::Done(Batch {
-        acked,
-        parked,
-        error,
-    }))
+    batch
 }
 
 /// Bytes a record batch adds around one record (header, CRC, lengths).
