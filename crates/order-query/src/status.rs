@@ -1,7 +1,6 @@
 //! `GET /orders/{id}/status` (Redis, falling back to the summary) and
 //! `GET /orders/{id}/status/stream` (server-sent events).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::Json;
@@ -10,7 +9,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use orderflow_service::auth::{Actor, Slot};
-use redis::AsyncCommands as _;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -32,15 +30,26 @@ pub struct StatusView {
     pub source: &'static str,
 }
 
+/// The cached status, read through the generation pointer in one atomic
+/// script, so a rebuild's swap can never send the read into a generation
+/// it has just deleted.
 async fn from_cache(state: &AppState, order: Uuid) -> Option<StatusView> {
     let mut conn = state.redis().await?;
-    let key = format!("{}order:{order}", state.redis_prefix);
-    let entry: HashMap<String, String> = conn.hgetall(&key).await.ok()?;
+    let (status, version, updated_at): (Option<String>, Option<i64>, Option<String>) =
+        orderflow_readstore::status::READ
+            .key(orderflow_readstore::status::generation_key(
+                &state.redis_prefix,
+            ))
+            .arg(&state.redis_prefix)
+            .arg(order.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .ok()?;
     Some(StatusView {
         order_id: order,
-        status: entry.get("status")?.clone(),
-        version: entry.get("version")?.parse().ok()?,
-        updated_at: entry.get("updated_at").cloned().unwrap_or_default(),
+        status: status?,
+        version: version?,
+        updated_at: updated_at.unwrap_or_default(),
         source: "cache",
     })
 }

@@ -1,8 +1,10 @@
 //! The operator's jobs behind `orderctl`, as a library, so that benchmarks
 //! and tests run exactly what an operator runs without depending on a
 //! binary crate: the bulk seed of the write model, backfill of the read
-//! models from it, reconciliation (and repair) of the two, the search
-//! index rebuild with swap-in, and the dead-letter topic's list and replay.
+//! models from it, reconciliation (and repair) of the two, the
+//! rebuild of every read model beside the live one (shadow table, index
+//! alias, key generation) with swap-in, and the dead-letter topic's list
+//! and replay.
 //!
 //! May depend on the store libraries (`orderflow-writemodel`,
 //! `orderflow-readstore`, the projector runtime) and the service shell's

@@ -10,6 +10,8 @@
 
 pub mod access;
 
+pub mod traffic;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -3,7 +3,8 @@
 //!
 //! Each write is a script that checks the stored version first, so it is
 //! safe beside a live projector; all of a batch goes in one pipelined round
-//! trip.
+//! trip. Each works on the live generation (read from the pointer when it
+//! starts) or, for a projection pinned to one, on that generation.
 
 use std::collections::HashMap;
 
@@ -13,13 +14,27 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::StatusProjection;
-use super::projection::{order_key, order_keys};
+use super::projection::{generation_key, order_key, order_keys};
 
 impl StatusProjection {
     async fn maintenance_connection(&self) -> anyhow::Result<ConnectionManager> {
         self.connection()
             .await
             .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))
+    }
+
+    /// The generation this projection works on: its pinned one, or the
+    /// live one the pointer names.
+    pub async fn generation(&self) -> anyhow::Result<u64> {
+        if let Some(pinned) = self.pinned {
+            return Ok(pinned);
+        }
+        let mut conn = self.maintenance_connection().await?;
+        let live: Option<u64> = redis::cmd("GET")
+            .arg(generation_key(&self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        Ok(live.unwrap_or(0))
     }
 
     /// Writes each order's status unless the cache already has that version
@@ -48,6 +63,7 @@ impl StatusProjection {
         if rows.is_empty() {
             return Ok(0);
         }
+        let generation = self.generation().await?;
         let mut conn = self.maintenance_connection().await?;
         // Loaded once, so the pipeline sends only its hash per key.
         let sha: String = redis::Script::new(script)
@@ -56,11 +72,11 @@ impl StatusProjection {
             .await?;
         let mut pipe = redis::pipe();
         for (seen, summary) in rows {
-            let call = pipe
-                .cmd("EVALSHA")
-                .arg(&sha)
-                .arg(1)
-                .arg(order_key(&self.prefix, summary.order_id));
+            let call = pipe.cmd("EVALSHA").arg(&sha).arg(1).arg(order_key(
+                &self.prefix,
+                generation,
+                summary.order_id,
+            ));
             if let Some(seen) = seen {
                 call.arg(seen);
             }
@@ -77,11 +93,12 @@ impl StatusProjection {
         if orders.is_empty() {
             return Ok(HashMap::new());
         }
+        let generation = self.generation().await?;
         let mut conn = self.maintenance_connection().await?;
         let mut pipe = redis::pipe();
         for order in orders {
             pipe.cmd("HMGET")
-                .arg(order_key(&self.prefix, *order))
+                .arg(order_key(&self.prefix, generation, *order))
                 .arg("status")
                 .arg("version");
         }
@@ -99,8 +116,9 @@ impl StatusProjection {
     /// One step of walking the cached order ids: `(next cursor, ids)`, done
     /// when the next cursor is 0. An id may come twice (SCAN's contract).
     pub async fn scan_ids(&self, cursor: u64, count: usize) -> anyhow::Result<(u64, Vec<Uuid>)> {
+        let generation = self.generation().await?;
         let mut conn = self.maintenance_connection().await?;
-        let head = order_keys(&self.prefix);
+        let head = order_keys(&self.prefix, generation);
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
@@ -124,11 +142,20 @@ impl StatusProjection {
         if orders.is_empty() {
             return Ok(0);
         }
+        let generation = self.generation().await?;
         let mut conn = self.maintenance_connection().await?;
-        let keys: Vec<String> = orders.iter().map(|o| order_key(&self.prefix, *o)).collect();
+        let keys: Vec<String> = orders
+            .iter()
+            .map(|o| order_key(&self.prefix, generation, *o))
+            .collect();
         let removed: u64 = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
         Ok(removed)
     }
+}
+
+/// `text` matched literally by a SCAN pattern.
+pub fn scan_pattern(text: &str) -> String {
+    format!("{}*", glob_escape(text))
 }
 
 /// `text` matched literally by a SCAN pattern.

@@ -5,8 +5,11 @@
 //! every change is published on a pub/sub channel that the query API streams
 //! to clients. Redis keeps no persistence here: after losing its data the
 //! cache is refilled from the write model by `orderctl backfill --only
-//! status`, and until then the query API falls back to the summary.
+//! status`, and until then the query API falls back to the summary. The
+//! keys live in generations behind one pointer key, so `orderctl rebuild
+//! status` can fill a new generation and swap it in ([`generation`]).
 
+pub mod generation;
 pub mod maintenance;
 mod projection;
 

@@ -1,5 +1,14 @@
 //! The status projection: one compare-and-set script call per event,
 //! pipelined per batch (one round trip), in per-order order.
+//!
+//! The keys live in a generation: `<prefix>order:<id>` is generation 0 (the
+//! layout from before generations, and where an empty Redis starts),
+//! `<prefix>g<N>:order:<id>` generation N. The pointer key
+//! `<prefix>status:generation` names the live one and the live projector's
+//! script reads it on every event, inside Redis, so a swap takes effect at
+//! the next event with no cache to go stale. A projection pinned to a
+//! generation ([`StatusProjection::pinned`]) is a rebuild's replay writing
+//! its copy.
 
 use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
 use orderflow_readmodel::{status_after, validate};
@@ -15,22 +24,48 @@ use tokio::sync::OnceCell;
 /// every event.
 static CAS: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(include_str!("cas.lua")));
 
-/// Writes `<prefix>order:<id>` hashes and publishes on `<prefix>status-changes`.
+/// The replay's compare-and-set into a pinned generation (no notification).
+static REPLAY: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("replay.lua")));
+
+/// One order's status read through the pointer, for the query API.
+pub static READ: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("read.lua")));
+
+/// Writes `<prefix>[g<N>:]order:<id>` hashes and publishes on
+/// `<prefix>status-changes`.
 #[derive(Debug, Clone)]
 pub struct StatusProjection {
     pub client: redis::Client,
     pub prefix: String,
+    /// `None`: the live generation, as the pointer names it; `Some(n)`:
+    /// generation `n` only (a rebuild's copy).
+    pub pinned: Option<u64>,
     connection: OnceCell<ConnectionManager>,
 }
 
-/// The key of an order's status hash.
-pub fn order_key(prefix: &str, order: uuid::Uuid) -> String {
-    format!("{}{order}", order_keys(prefix))
+/// The key of an order's status hash in `generation`.
+pub fn order_key(prefix: &str, generation: u64, order: uuid::Uuid) -> String {
+    format!("{}{order}", order_keys(prefix, generation))
 }
 
-/// What every order's key starts with.
-pub fn order_keys(prefix: &str) -> String {
-    format!("{prefix}order:")
+/// What every order's key in `generation` starts with.
+pub fn order_keys(prefix: &str, generation: u64) -> String {
+    if generation == 0 {
+        format!("{prefix}order:")
+    } else {
+        format!("{prefix}g{generation}:order:")
+    }
+}
+
+/// The key naming the live generation (absent: 0).
+pub fn generation_key(prefix: &str) -> String {
+    format!("{prefix}status:generation")
+}
+
+/// The key naming the generation a rebuild is filling, while it does.
+pub fn rebuilding_key(prefix: &str) -> String {
+    format!("{prefix}status:rebuilding")
 }
 
 /// The pub/sub channel of status changes.
@@ -64,8 +99,16 @@ impl StatusProjection {
         Self {
             client,
             prefix,
+            pinned: None,
             connection: OnceCell::new(),
         }
+    }
+
+    /// This projection writing generation `generation` only, without
+    /// change notifications: a rebuild's replay.
+    pub fn pinned(mut self, generation: u64) -> Self {
+        self.pinned = Some(generation);
+        self
     }
 
     pub(crate) async fn connection(&self) -> Result<ConnectionManager, ApplyError> {
@@ -85,6 +128,12 @@ impl Projection for StatusProjection {
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
         let mut conn = self.connection().await?;
         let channel = channel(&self.prefix);
+        let (pointer, rebuilding) = (generation_key(&self.prefix), rebuilding_key(&self.prefix));
+        let script = if self.pinned.is_some() {
+            &*REPLAY
+        } else {
+            &*CAS
+        };
         let mut pipe = redis::pipe();
         let invalid: Vec<Option<&'static str>> = events
             .iter()
@@ -106,15 +155,29 @@ impl Projection for StatusProjection {
                 "version": event.version(),
                 "updated_at": updated_at,
             });
-            pipe.cmd("EVALSHA")
-                .arg(CAS.get_hash())
-                .arg(2)
-                .arg(order_key(&self.prefix, event.order_id()))
-                .arg(&channel)
-                .arg(event.version())
-                .arg(status)
-                .arg(&updated_at)
-                .arg(message.to_string());
+            match self.pinned {
+                Some(generation) => pipe
+                    .cmd("EVALSHA")
+                    .arg(REPLAY.get_hash())
+                    .arg(1)
+                    .arg(order_key(&self.prefix, generation, event.order_id()))
+                    .arg(event.version())
+                    .arg(status)
+                    .arg(&updated_at),
+                None => pipe
+                    .cmd("EVALSHA")
+                    .arg(CAS.get_hash())
+                    .arg(3)
+                    .arg(&pointer)
+                    .arg(&rebuilding)
+                    .arg(&channel)
+                    .arg(&self.prefix)
+                    .arg(event.order_id().to_string())
+                    .arg(event.version())
+                    .arg(status)
+                    .arg(&updated_at)
+                    .arg(message.to_string()),
+            };
         }
         let results: Vec<i64> = if invalid.iter().all(Option::is_some) {
             Vec::new()
@@ -123,7 +186,8 @@ impl Projection for StatusProjection {
                 // The server lost its script cache (a restart): nothing in
                 // the pipeline ran, so load the script and send it again.
                 Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    CAS.prepare_invoke()
+                    script
+                        .prepare_invoke()
                         .load_async(&mut conn)
                         .await
                         .map_err(classify)?;

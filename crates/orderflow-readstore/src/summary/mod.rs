@@ -7,6 +7,7 @@
 
 pub mod maintenance;
 mod projection;
+pub mod shadow;
 
 pub use projection::*;
 

@@ -1,0 +1,107 @@
+//! `orderctl rebuild`: each read model rebuilt beside the live one and
+//! swapped in without downtime (DESIGN.md guarantee 7).
+//!
+//! - [`summary`]: a shadow `order_summary`, from the write model or by
+//!   replay from Kafka, swapped in one transaction;
+//! - [`search`]: a new index behind the alias, from the write model;
+//! - [`status`]: a new key generation of the Redis cache, from the write
+//!   model or by replay, swapped by one pointer key.
+//!
+//! A replay ([`replay`]) has its own consumer group and inbox scope, so the
+//! live projector's inbox never makes it skip an event; both go after the
+//! swap. Each rebuild leaves its copy and progress behind when it dies and
+//! carries on when run again, and reports its position to a [`Progress`]
+//! (a bar on a terminal, plain lines otherwise).
+
+pub mod progress;
+pub mod replay;
+pub mod search;
+pub mod status;
+pub mod summary;
+
+use anyhow::Context as _;
+use orderflow_readmodel::OrderSummary;
+use rdkafka::ClientConfig;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::backfill::next_ids;
+
+pub use progress::Progress;
+pub use search::{RebuildReport, rebuild_search};
+pub use status::{StatusRebuildReport, rebuild_status};
+pub use summary::{SummaryRebuildReport, rebuild_summary};
+
+/// Where a rebuild reads the orders from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The write model, the truth: one read per order, fastest.
+    WriteModel,
+    /// The events topic from its earliest offset, through the projection.
+    Kafka(KafkaSource),
+}
+
+/// The events topic to replay and the live projector to catch up with.
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    pub config: ClientConfig,
+    pub topic: String,
+    /// The live projector's consumer group: the copy is swapped in only
+    /// once it has read at least as far.
+    pub live_group: String,
+}
+
+impl Source {
+    /// As the command line and the shadow's record name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::WriteModel => "write-model",
+            Self::Kafka(_) => "kafka",
+        }
+    }
+}
+
+/// Walks the write model's orders after `after` in id order, `batch` at a
+/// time, handing each batch's summaries (and its last id) to `write`;
+/// `done` orders were filled by an earlier run. Stops between batches on
+/// `token`. Returns the orders this run filled.
+pub(crate) async fn fill<F, Fut>(
+    write: &PgPool,
+    mut after: Option<Uuid>,
+    mut done: u64,
+    batch: i64,
+    progress: &dyn Progress,
+    token: &CancellationToken,
+    mut write_batch: F,
+) -> anyhow::Result<u64>
+where
+    F: FnMut(Vec<OrderSummary>, Uuid) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(write)
+        .await
+        .context("counting orders in the write database (WRITE_DATABASE_URL)")?;
+    progress.phase("fill", u64::try_from(total)?.max(done));
+    progress.position(done);
+    let mut filled = 0;
+    loop {
+        anyhow::ensure!(
+            !token.is_cancelled(),
+            "rebuild stopped while filling; run it again to carry on"
+        );
+        let ids = next_ids(write, after, batch).await?;
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
+        let summaries = orderflow_writemodel::readback::summaries(write, Some(&ids)).await?;
+        write_batch(summaries, last).await?;
+        filled += ids.len() as u64;
+        done += ids.len() as u64;
+        after = Some(last);
+        progress.position(done);
+    }
+    progress.finish(&format!("filled {filled} orders"));
+    Ok(filled)
+}

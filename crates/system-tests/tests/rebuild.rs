@@ -1,0 +1,299 @@
+//! Rebuilding the summary table and the status cache beside the live ones
+//! while commands keep flowing through the real order-command and a reader
+//! polls the real order-query: no read fails, no order's version ever goes
+//! back, and afterwards `orderctl reconcile` finds the rebuilt models equal
+//! to the write model field by field. From the write model and by replay
+//! from Kafka; the replay has its own inbox scope (the live projector's
+//! inbox has seen every event) that is gone after the swap.
+//!
+//! The rebuild is held after its fill until the traffic has acknowledged
+//! more commands ([`Gate`]), so writes really arrive between the copy and
+//! the swap, the window where a rebuild could lose them.
+
+#![allow(clippy::print_stdout)] // the figures are the output
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use orderflow_ops::rebuild::{self, KafkaSource, Progress, Source};
+use orderflow_readstore::status::StatusProjection;
+use system_tests::traffic::{Observed, Shop, Traffic};
+use system_tests::{Pipeline, ServiceProcess, text};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Orders placed before the traffic starts.
+const ORDERS: usize = 200;
+
+/// Holds a rebuild at the end of each phase until the traffic has
+/// acknowledged `more` commands since the phase began, and the reader has
+/// then read every order it polls (those new ones included) twice.
+struct Gate {
+    commands: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+    more: u64,
+    at_phase: AtomicU64,
+}
+
+impl Gate {
+    fn new(traffic: &Traffic) -> Self {
+        let (commands, reads) = traffic.counters();
+        Self {
+            commands,
+            reads,
+            more: 20,
+            at_phase: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Blocks until `counter` reaches `target`, within a minute.
+fn block_until(counter: &AtomicU64, target: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    tokio::task::block_in_place(|| {
+        while counter.load(Ordering::Relaxed) < target {
+            assert!(Instant::now() < deadline, "no {what} during the rebuild");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}
+
+impl Progress for Gate {
+    fn phase(&self, _: &str, _: u64) {
+        self.at_phase
+            .store(self.commands.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    fn position(&self, _: u64) {}
+    fn finish(&self, _: &str) {
+        let from = self.at_phase.load(Ordering::Relaxed);
+        block_until(&self.commands, from + self.more, "commands");
+        let reads = self.reads.load(Ordering::Relaxed);
+        block_until(&self.reads, reads + 300, "reads");
+    }
+}
+
+struct Running {
+    pipeline: Pipeline,
+    _services: Vec<ServiceProcess>,
+    shop: Shop,
+    query: String,
+    orders: Vec<Uuid>,
+}
+
+/// A pipeline with order-command, the relay, the summary and status
+/// projectors and order-query, and `ORDERS` orders visible in both models.
+async fn running(name: &str) -> Running {
+    let pipeline = Pipeline::fresh(name).await;
+    let command = pipeline.start("order-command", &[]).await;
+    let relay = pipeline.start("outbox-relay", &[]).await;
+    let summary = pipeline.start("summary-projector", &[]).await;
+    let status = pipeline.start("status-projector", &[]).await;
+    let query = pipeline.start("order-query", &[]).await;
+    let http = reqwest::Client::new();
+    let shop = Shop::open(&http, &command.base, &pipeline.topic).await;
+    let mut orders = Vec::new();
+    for n in 0..ORDERS {
+        orders.push(shop.order(&http, n, n.is_multiple_of(2)).await.0);
+    }
+    let read = pipeline.read.pool.clone();
+    orderflow_testkit::eventually(
+        "the first orders in order_summary",
+        Duration::from_secs(120),
+        || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM order_summary")
+                .fetch_one(&read)
+                .await
+                .ok()?;
+            (n >= ORDERS as i64).then_some(())
+        },
+    )
+    .await;
+    let query_base = query.base.clone();
+    Running {
+        pipeline,
+        _services: vec![command, relay, summary, status, query],
+        shop,
+        query: query_base,
+        orders,
+    }
+}
+
+fn kafka(pipeline: &Pipeline, projector: &str) -> Source {
+    Source::Kafka(KafkaSource {
+        config: orderflow_testkit::kafka_config(),
+        topic: pipeline.topic.clone(),
+        live_group: format!("{projector}-{}", pipeline.topic),
+    })
+}
+
+/// No errors, no regressions, traffic all along; then reconcile agrees.
+async fn assert_invisible_and_converged(pipeline: &Pipeline, observed: &Observed, only: &str) {
+    println!(
+        "rebuild: {} reads, {} commands during the rebuilds",
+        observed.reads, observed.commands
+    );
+    assert!(
+        observed.errors.is_empty(),
+        "reads failed during the rebuild: {:?}",
+        &observed.errors[..observed.errors.len().min(10)]
+    );
+    assert!(
+        observed.regressions.is_empty(),
+        "versions went back during the rebuild: {:?}",
+        &observed.regressions[..observed.regressions.len().min(10)]
+    );
+    assert!(observed.reads > 0 && observed.commands > 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = pipeline.orderctl(&["reconcile", "--only", only]).await;
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reconcile still finds drift after the rebuild: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+async fn inbox_rows(pipeline: &Pipeline, consumer: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1")
+        .bind(consumer)
+        .fetch_one(&pipeline.read.pool)
+        .await
+        .expect("inbox")
+}
+
+/// The read model a test rebuilds.
+#[derive(Clone, Copy, PartialEq)]
+enum Model {
+    Summary,
+    Status,
+}
+
+/// Runs one rebuild of `model` from `source` under traffic and checks it:
+/// no error, no regression, then zero drift and the scope dropped.
+async fn rebuild_under_traffic(name: &str, model: Model, from_kafka: bool) {
+    let run = running(name).await;
+    let pipeline = &run.pipeline;
+    let traffic = Traffic::start(run.shop.clone(), run.query.clone(), run.orders.clone());
+    let gate = Gate::new(&traffic);
+    let token = CancellationToken::new();
+    let (write, read) = (&pipeline.write.pool, &pipeline.read.pool);
+    let projector = match model {
+        Model::Summary => "summary-projector",
+        Model::Status => "status-projector",
+    };
+    let source = if from_kafka {
+        kafka(pipeline, projector)
+    } else {
+        Source::WriteModel
+    };
+    let status = StatusProjection::new(orderflow_testkit::redis_client(), pipeline.prefix.clone());
+    match model {
+        Model::Summary => {
+            let report = rebuild::rebuild_summary(write, read, &source, 100, &gate, &token)
+                .await
+                .expect("summary rebuild");
+            println!("rebuild summary from {}: {report:?}", source.name());
+            assert!(
+                report.filled >= ORDERS as u64 && !report.resumed,
+                "{report:?}"
+            );
+        }
+        Model::Status => {
+            let report = rebuild::rebuild_status(write, read, &status, &source, 100, &gate, &token)
+                .await
+                .expect("status rebuild");
+            println!("rebuild status from {}: {report:?}", source.name());
+            assert_eq!((report.from, report.to), (0, 1));
+            assert!(report.deleted >= ORDERS as u64, "{report:?}");
+            assert_eq!(status.generation().await.expect("generation"), 1);
+        }
+    }
+    // Every polled order read at least twice more after the swap.
+    traffic.wait_for_reads(600).await;
+    let observed = traffic.stop().await;
+    let scope = match model {
+        Model::Summary => rebuild::summary::SCOPE,
+        Model::Status => rebuild::status::SCOPE,
+    };
+    assert_eq!(
+        inbox_rows(pipeline, scope).await,
+        0,
+        "the replay's inbox scope is dropped after the swap"
+    );
+    assert!(
+        inbox_rows(pipeline, projector).await > 0,
+        "the live projector's inbox stays"
+    );
+    match model {
+        Model::Summary => assert_shadow_gone(read).await,
+        Model::Status => assert_generation_gone(&pipeline.prefix, 0).await,
+    }
+    let only = match model {
+        Model::Summary => "summary",
+        Model::Status => "status",
+    };
+    assert_invisible_and_converged(pipeline, &observed, only).await;
+}
+
+async fn assert_shadow_gone(read: &sqlx::PgPool) {
+    let leftover: Option<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'rebuild'")
+            .fetch_optional(read)
+            .await
+            .expect("schemas");
+    assert_eq!(leftover, None, "the shadow's schema is gone after the swap");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'order_summary' ORDER BY 1",
+    )
+    .fetch_all(read)
+    .await
+    .expect("indexes");
+    assert!(
+        indexes.contains(&"order_summary_customer_idx".to_owned())
+            && indexes.contains(&"order_summary_pkey".to_owned()),
+        "the live index names are kept: {indexes:?}"
+    );
+}
+
+async fn assert_generation_gone(prefix: &str, generation: u64) {
+    let old = StatusProjection::new(orderflow_testkit::redis_client(), prefix.to_owned())
+        .pinned(generation);
+    let mut cursor = 0;
+    loop {
+        let (next, ids) = old.scan_ids(cursor, 10_000).await.expect("scan");
+        assert!(
+            ids.is_empty(),
+            "generation {generation} is deleted: {ids:?}"
+        );
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn summary_rebuild_from_the_write_model_while_orders_flow() {
+    rebuild_under_traffic("rbsumw", Model::Summary, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn summary_rebuild_by_replay_from_kafka_while_orders_flow() {
+    rebuild_under_traffic("rbsumk", Model::Summary, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_rebuild_from_the_write_model_while_orders_flow() {
+    rebuild_under_traffic("rbstatw", Model::Status, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_rebuild_by_replay_from_kafka_while_orders_flow() {
+    rebuild_under_traffic("rbstatk", Model::Status, true).await;
+}
