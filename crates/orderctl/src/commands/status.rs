@@ -38,20 +38,25 @@ pub async fn run(args: StatusArgs, format: Format) -> anyhow::Result<ExitCode> {
     let write = wiring::write_pool(&args.write_db, 2).await?;
     let config = wiring::kafka_config(&args.kafka).await?;
     let latest = reconcile_runs::latest_per_model(&read).await?;
+    let last_run = reconcile_runs::last_run(&read).await?;
     let models: Vec<_> = MODELS
         .iter()
         .map(|m| (*m, latest.iter().find(|l| l.check.model == *m).cloned()))
         .collect();
     let backlog = orderflow_ops::lag::outbox_backlog(&write).await?;
+    // A group whose lag cannot be read (no topic yet, say) is shown as
+    // such: the drift checks are still worth seeing.
     let mut lags = Vec::new();
     for (_, group) in args.groups.pairs() {
-        lags.push(orderflow_ops::lag::group_lag(&config, &args.kafka.events_topic, &group).await?);
+        let lag = orderflow_ops::lag::group_lag(&config, &args.kafka.events_topic, &group).await;
+        lags.push(lag.map_err(|e| (group, format!("{e:#}"))));
     }
     output::status(
         format,
         &Status {
             now: OffsetDateTime::now_utc(),
             models: &models,
+            last_run: last_run.as_ref(),
             backlog: &backlog,
             lags: &lags,
         },

@@ -6,7 +6,7 @@ use orderflow_ops::backfill::BackfillReport;
 use orderflow_ops::dlq::{DeadLetter, ReplayReport};
 use orderflow_ops::lag::{GroupLag, OutboxBacklog};
 use orderflow_ops::seed::SeedReport;
-use orderflow_readstore::reconcile_runs::{KINDS, LatestCheck, ModelCheck};
+use orderflow_readstore::reconcile_runs::{KINDS, LatestCheck, ModelCheck, Run};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -183,8 +183,11 @@ fn ago(seconds: i64) -> String {
 pub struct Status<'a> {
     pub now: OffsetDateTime,
     pub models: &'a [(&'static str, Option<LatestCheck>)],
+    /// The newest run whatever its outcome (it may be going, or have failed).
+    pub last_run: Option<&'a Run>,
     pub backlog: &'a OutboxBacklog,
-    pub lags: &'a [GroupLag],
+    /// Each group's lag, or (group, why it could not be read).
+    pub lags: &'a [Result<GroupLag, (String, String)>],
 }
 
 /// Each model's last drift check, the outbox backlog and the lag per group.
@@ -201,8 +204,16 @@ pub fn status(format: Format, s: &Status<'_>) {
                     "check": model_json(&l.check),
                 })),
             })).collect::<Vec<_>>(),
+            "last_run": s.last_run.map(|r| json!({
+                "run_id": r.id, "started_at": rfc3339(r.started_at),
+                "finished_at": r.finished_at.map(rfc3339), "repair": r.repair,
+                "complete": r.complete, "orders": r.orders, "error": r.error,
+            })),
             "outbox": {"unpublished": s.backlog.unpublished, "oldest_seconds": s.backlog.oldest_seconds, "parked": s.backlog.parked},
-            "groups": s.lags.iter().map(|l| json!({"group": l.group, "events": l.events(), "seconds": l.seconds()})).collect::<Vec<_>>(),
+            "groups": s.lags.iter().map(|l| match l {
+                Ok(l) => json!({"group": l.group, "events": l.events(), "seconds": l.seconds()}),
+                Err((group, e)) => json!({"group": group, "error": e}),
+            }).collect::<Vec<_>>(),
         }));
     }
     let mut lines = vec![heading("drift checks")];
@@ -222,6 +233,14 @@ pub fn status(format: Format, s: &Status<'_>) {
             }
         });
     }
+    if let Some(r) = s.last_run {
+        let when = ago((s.now - r.started_at).whole_seconds());
+        lines.push(match (&r.finished_at, &r.error) {
+            (None, _) => format!("last reconcile run {} started {when}: still running", r.id),
+            (Some(_), Some(e)) => bad(&format!("last reconcile run {} started {when}: {e}", r.id)),
+            (Some(_), None) => format!("last reconcile run {} started {when}: complete", r.id),
+        });
+    }
     lines.push(heading("pipeline"));
     lines.push(format!(
         "outbox: {} unpublished (oldest {:.1} s), {} parked",
@@ -229,14 +248,21 @@ pub fn status(format: Format, s: &Status<'_>) {
     ));
     print_lines(&lines);
     let mut t = table(&["group", "behind", "seconds"], 1);
+    let mut unread = Vec::new();
     for l in s.lags {
-        t.add_row(vec![
-            l.group.clone(),
-            l.events().to_string(),
-            format!("{:.1}", l.seconds()),
-        ]);
+        match l {
+            Ok(l) => {
+                t.add_row(vec![
+                    l.group.clone(),
+                    l.events().to_string(),
+                    format!("{:.1}", l.seconds()),
+                ]);
+            }
+            Err((group, e)) => unread.push(bad(&format!("{group}: lag unknown: {e}"))),
+        }
     }
     print_table(&t);
+    print_lines(&unread);
 }
 
 /// The outbox backlog and every group's lag per partition.

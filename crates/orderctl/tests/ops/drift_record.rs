@@ -172,6 +172,8 @@ async fn reconcile_runs_are_recorded_shown_by_status_and_drift_shows_in_all_thre
     }
     let status = json(&["status"], &env, 0).await;
     assert_eq!(last_check(&status, "search")["run_id"], first, "{status:#}");
+    assert_eq!(status["last_run"]["run_id"], first, "{status:#}");
+    assert_eq!(status["last_run"]["complete"], true, "{status:#}");
 
     // Drift: three summaries and two cache entries lost.
     let lost: Vec<Uuid> = sqlx::query_scalar(

@@ -150,17 +150,6 @@ pub async fn last_run(pool: &PgPool) -> sqlx::Result<Option<Run>> {
     .transpose()
 }
 
-/// What run `id` found, per model.
-pub async fn models_of(pool: &PgPool, id: i64) -> sqlx::Result<Vec<ModelCheck>> {
-    sqlx::query(include_str!("sql/models_of_run.sql"))
-        .bind(id)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(model_check)
-        .collect()
-}
-
 /// Each read model's newest complete check (a run with `--only` checks
 /// some models, so each model has its own newest).
 pub async fn latest_per_model(pool: &PgPool) -> sqlx::Result<Vec<LatestCheck>> {
