@@ -8,8 +8,8 @@
 //!   the domain and the transaction, against the service running in this
 //!   process on loopback;
 //! - **raw**: the same SQL transaction (same statements, same locks, same
-//!   outbox row and NOTIFY) issued directly with sqlx: no HTTP, no JSON
-//!   parsing, no domain logic.
+//!   outbox row) issued directly with sqlx: no HTTP, no JSON parsing, no
+//!   domain logic.
 //!
 //! The ratio raw/api is what the service layers cost. Both run in one
 //! invocation on the same database, so the machine's noise hits both.
@@ -231,10 +231,6 @@ async fn raw_place(f: &Fixture, pick: [usize; LINES]) {
         .execute(&mut *tx)
         .await
         .expect("outbox");
-    sqlx::query("SELECT pg_notify('outbox', '')")
-        .execute(&mut *tx)
-        .await
-        .expect("notify");
     tx.commit().await.expect("commit");
 }
 

@@ -5,14 +5,18 @@
 //! rows that are still unpublished, in id order, and marks them published
 //! only after Kafka acknowledged every one of them (guarantee 2).
 //!
-//! Appending also issues `NOTIFY outbox`: Postgres delivers it only when the
-//! transaction commits, so the relay wakes exactly when there is something
-//! new to read, and never for a rolled-back command.
+//! Appending does not `NOTIFY`: Postgres takes one cluster-wide lock for a
+//! notifying transaction's commit and holds it through the commit record,
+//! so notifying commands commit one at a time (measured in
+//! `bench/REPORT.md`: the service's statements ran markedly faster at
+//! concurrency 8 and 32 without it). The relay polls every few milliseconds
+//! instead; [`redrive`], an operator's act, still notifies it on
+//! [`NOTIFY_CHANNEL`].
 
 use orderflow_contracts::Envelope;
 use sqlx::PgConnection;
 
-/// Channel the relay listens on.
+/// Channel the relay listens on (operators' re-drives wake it there).
 pub const NOTIFY_CHANNEL: &str = "outbox";
 
 /// Errors of the outbox.
@@ -61,10 +65,6 @@ pub async fn append(
         .bind(&versions)
         .bind(&envelopes)
         .bind(traceparent)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
         .execute(&mut *tx)
         .await?;
     Ok(())

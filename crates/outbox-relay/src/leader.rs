@@ -248,7 +248,8 @@ async fn lead(
     }
 }
 
-/// Waits for a commit notification or the polling interval; true when cancelled.
+/// Waits for the polling interval or a re-drive's notification; true when
+/// cancelled.
 async fn wait_for_work(
     relay: &Relay,
     listener: &mut PgListener,

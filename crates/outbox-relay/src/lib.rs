@@ -3,8 +3,10 @@
 //! Publishing is at least once (a batch is marked published only after every
 //! delivery report is positive) and in per-order order (one active relay per
 //! shard, rows read in id order, the producer idempotent and never timing a
-//! message out). Consumers deduplicate; the relay never drops. It wakes on
-//! `NOTIFY outbox` from committing commands and polls as a fallback.
+//! message out). Consumers deduplicate; the relay never drops. It polls
+//! every `RELAY_POLL_INTERVAL` (10 ms) rather than being woken by a
+//! `NOTIFY` per command, which would make the commands commit one at a time;
+//! an operator's re-drive still wakes it on `NOTIFY outbox`.
 
 pub mod leader;
 pub mod pipeline;
@@ -50,8 +52,9 @@ pub struct Settings {
     /// (read, send, wait for the acks, mark, read again).
     #[arg(long, env = "RELAY_PIPELINE_DEPTH", default_value_t = 2)]
     pub pipeline_depth: usize,
-    /// Fallback poll interval when no NOTIFY arrives.
-    #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    /// How long an idle relay waits before it reads the outbox again (a
+    /// `NOTIFY outbox`, sent by re-drives, wakes it sooner).
+    #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
     /// How often a standby tries to take over a shard.
     #[arg(long, env = "RELAY_STANDBY_POLL", default_value = "1s", value_parser = parse_duration)]
