@@ -41,21 +41,32 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 /// A value that must not appear in logs, such as a URL with a password.
 ///
 /// `Debug` and `Display` print a placeholder; [`Secret::expose`] is the one
-/// explicit way to read it, which keeps every use greppable.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// explicit way to read it, which keeps every use greppable. The value is
+/// held by `secrecy` (zeroed when dropped, so it does not linger in freed
+/// memory or a core dump); this type adds what settings need of it: parsing
+/// from the environment, `Display`, equality.
+#[derive(Clone)]
+pub struct Secret(secrecy::SecretString);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(secrecy::SecretString::from(value.into()))
     }
 
     /// The secret value itself; use only where it is handed to a client.
     pub fn expose(&self) -> &str {
-        &self.0
+        secrecy::ExposeSecret::expose_secret(&self.0)
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,7 +83,7 @@ impl fmt::Display for Secret {
 impl FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
+        Ok(Self::new(s))
     }
 }
 
