@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 use futures::future::join_all;
-use orderflow_testkit::bench::percentile;
+use hdrhistogram::Histogram;
+use orderflow_testkit::bench::{histogram, ms, quantile, record};
 use orderflow_testkit::{TestDatabase, fresh_database, fresh_topic, kafka_brokers, kafka_config};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -191,10 +192,16 @@ async fn drain(db: &TestDatabase, rows: u64, extra: &[&str]) -> f64 {
     rate
 }
 
-/// Commit-to-published latencies (ms) of events committed one per
+/// An HDR histogram of the commit-to-published latencies of events committed one per
 /// transaction at `rate` per second for `secs`, the relay running with
 /// `extra` settings; `notify` issues the commands' `NOTIFY outbox`.
-async fn steady(db: &TestDatabase, rate: u64, secs: u64, notify: bool, extra: &[&str]) -> Vec<f64> {
+async fn steady(
+    db: &TestDatabase,
+    rate: u64,
+    secs: u64,
+    notify: bool,
+    extra: &[&str],
+) -> Histogram<u64> {
     sqlx::query("TRUNCATE outbox")
         .execute(&db.pool)
         .await
@@ -240,15 +247,18 @@ async fn steady(db: &TestDatabase, rate: u64, secs: u64, notify: bool, extra: &[
         w.await.expect("write");
     }
     drained(&db.pool).await;
-    let mut latencies: Vec<f64> = sqlx::query_scalar(
-        "SELECT 1000 * extract(epoch FROM published_at - created_at)::float8 FROM outbox",
+    let micros: Vec<i64> = sqlx::query_scalar(
+        "SELECT (1000000 * extract(epoch FROM published_at - created_at))::bigint FROM outbox",
     )
     .fetch_all(&db.pool)
     .await
     .expect("latencies");
-    latencies.sort_by(f64::total_cmp);
     token.cancel();
     relay.await.expect("join").expect("relay");
+    let mut latencies = histogram();
+    for us in micros {
+        record(&mut latencies, Duration::from_micros(us.max(0) as u64));
+    }
     latencies
 }
 
@@ -322,8 +332,8 @@ async fn main() {
             let latencies = steady(&db, rate, secs, notify, extra).await;
             println!(
                 "steady {rate}/s for {secs}s, {label}: commit->published p50 {:.1} ms, p99 {:.1} ms ({} events)",
-                percentile(&latencies, 0.50),
-                percentile(&latencies, 0.99),
+                ms(quantile(&latencies, 0.50)),
+                ms(quantile(&latencies, 0.99)),
                 latencies.len()
             );
         }
