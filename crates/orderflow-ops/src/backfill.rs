@@ -18,6 +18,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::rebuild::progress::{Progress, Silent};
+
 /// The read models to fill; `None` skips one.
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
@@ -56,8 +58,27 @@ pub async fn backfill(
     batch: i64,
     token: &CancellationToken,
 ) -> anyhow::Result<BackfillReport> {
+    backfill_with_progress(write, targets, after, batch, token, &Silent).await
+}
+
+/// [`backfill`], reporting the orders done of those to do to `progress`
+/// (`orderctl backfill` draws a bar on a terminal).
+pub async fn backfill_with_progress(
+    write: &PgPool,
+    targets: &Targets,
+    after: Option<Uuid>,
+    batch: i64,
+    token: &CancellationToken,
+    progress: &dyn Progress,
+) -> anyhow::Result<BackfillReport> {
     anyhow::ensure!(batch >= 1, "batch must be at least 1");
     let started = Instant::now();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE id > $1")
+        .bind(after.unwrap_or(Uuid::nil()))
+        .fetch_one(write)
+        .await
+        .context("counting the orders to backfill")?;
+    progress.phase("backfill", u64::try_from(total).unwrap_or(0));
     let mut report = BackfillReport {
         last: after,
         ..BackfillReport::default()
@@ -100,6 +121,7 @@ pub async fn backfill(
         report.search += search;
         report.status += status;
         report.last = Some(last);
+        progress.position(report.orders);
         if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = Instant::now();
             tracing::info!(
@@ -115,6 +137,7 @@ pub async fn backfill(
         }
     }
     report.elapsed = started.elapsed();
+    progress.finish(&format!("{} orders", report.orders));
     Ok(report)
 }
 

@@ -1,9 +1,11 @@
 //! `orderctl backfill`: the read models filled from the write model, never
 //! over a newer version, resumable after the last order a run logged.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use orderflow_ops::backfill::{self, BackfillReport};
+use orderflow_ops::rebuild::progress::{Bar, Progress, Silent};
 use orderflow_service::stores::postgres::WriteDbArgs;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -46,7 +48,22 @@ pub async fn fill(
     token: &CancellationToken,
 ) -> anyhow::Result<BackfillReport> {
     let targets = wiring::targets(fill).await?;
-    let report = backfill::backfill(write, &targets, after, fill.batch, token).await?;
+    // A bar with rate and ETA on a terminal; elsewhere (a Job's log) the
+    // backfill's own progress lines, every ten seconds.
+    let progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        Box::new(Bar::default())
+    } else {
+        Box::new(Silent)
+    };
+    let report = backfill::backfill_with_progress(
+        write,
+        &targets,
+        after,
+        fill.batch,
+        token,
+        progress.as_ref(),
+    )
+    .await?;
     let last = report.last.map(|id| id.to_string()).unwrap_or_default();
     tracing::info!(
         orders = report.orders,
