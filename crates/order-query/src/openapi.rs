@@ -41,6 +41,17 @@ pub enum StatusFilter {
     Cancelled,
 }
 
+/// `sales_channel`: the orders placed through one channel.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SalesChannelFilter {
+    Web,
+    MobileApp,
+    Store,
+    Marketplace,
+    Phone,
+}
+
 /// Puts the search text's rule on `q`, written once with the command API's.
 #[derive(Debug)]
 pub struct Constraints;

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use elasticsearch::SearchParts;
+use orderflow_domain::{SalesChannel, geo};
 use orderflow_readmodel::OrderSummary;
 use orderflow_service::auth::Actor;
 use serde_json::{Value, json};
@@ -18,11 +19,27 @@ use crate::error::{QueryError, QueryResult};
 use crate::params::{Cursor, MAX_QUERY_CHARS, RawParams};
 use crate::summary::OrderPage;
 
+/// `region`, upper-cased, when it has the shape of an ISO 3166-2 code.
+fn region(params: &RawParams) -> QueryResult<Option<String>> {
+    params
+        .str("region")
+        .map(|raw| {
+            geo::region_code(raw)
+                .map(|code| code.to_string())
+                .map_err(|_| {
+                    QueryError::param("region", "must be an ISO 3166-2 code such as GB-SCT")
+                })
+        })
+        .transpose()
+}
+
 /// `GET /orders/search`
 #[utoipa::path(get, path = "/orders/search", tag = "orders",
     params(("q" = Option<String>, Query, description = "Plain text matched against customer name and email, product names, SKUs and tracking number (never query syntax); at most 200 characters after trimming, no control characters"),
         ("customer_id" = Option<Uuid>, Query),
         ("status" = Option<crate::openapi::StatusFilter>, Query),
+        ("region" = Option<String>, Query, pattern = r"^[A-Za-z]{2}-[A-Za-z0-9]{1,3}$", description = "ISO 3166-2 code of the shipping address's region, any case (`GB-SCT`); orders placed before OrderPlaced v2, or without a region, never match"),
+        ("sales_channel" = Option<crate::openapi::SalesChannelFilter>, Query, description = "Where the order was placed; orders without a known channel never match"),
         ("placed_from" = Option<String>, Query, format = DateTime, description = "RFC 3339, inclusive"),
         ("placed_to" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
@@ -35,7 +52,7 @@ pub async fn search_orders(
     actor: Actor,
     params: RawParams,
 ) -> QueryResult<Response> {
-    let list = params.list(&["q"])?;
+    let list = params.list(&["q", "region", "sales_channel"])?;
     let limit = list.limit;
     let mut must = Vec::new();
     if let Some(q) = params.str("q") {
@@ -72,6 +89,19 @@ pub async fn search_orders(
     }
     if let Some(status) = list.status {
         filter.push(json!({"term": {"status": status}}));
+    }
+    if let Some(region) = region(&params)? {
+        filter.push(json!({"term": {"shipping_address.region": region}}));
+    }
+    if let Some(raw) = params.str("sales_channel") {
+        let channel = SalesChannel::parse(raw).ok_or_else(|| {
+            let all: Vec<&str> = SalesChannel::ALL.iter().map(|c| c.as_str()).collect();
+            QueryError::param(
+                "sales_channel",
+                format!("must be one of {}", all.join(", ")),
+            )
+        })?;
+        filter.push(json!({"term": {"sales_channel": channel.as_str()}}));
     }
     let mut range = serde_json::Map::new();
     if let Some(from) = list.placed_from {

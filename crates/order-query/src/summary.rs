@@ -18,6 +18,7 @@ use crate::params::{Cursor, OrderPath, RawParams};
 /// A page of orders, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderPage {
+    /// Order summaries (as `GET /orders/{id}` returns them).
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<OrderSummary>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -149,7 +150,7 @@ pub fn retry_after(wait: Duration) -> u64 {
     params(("id" = Uuid, Path),
         ("min_version" = Option<i64>, Query, minimum = 1, description = "The version a command returned: wait (bounded by CONSISTENCY_WAIT) until the read model reflects it"),
         ("consistency" = Option<crate::openapi::Consistency>, Query, description = "`eventual` (default) or `strong`: read the write database")),
-    responses((status = 200, description = "The order summary; `Orderflow-Version`, `Orderflow-Source`, `Orderflow-Projector-Lag` headers", body = Object),
+    responses((status = 200, description = "The order summary; `Orderflow-Version`, `Orderflow-Source`, `Orderflow-Projector-Lag` headers. `sales_channel` is null and `shipping_address` has no `region` for orders placed before OrderPlaced v2 or without them (never guessed); `shipping_address` is `{lines, city, postal_code, region?, country}`", body = Object),
         (status = 400, description = "`invalid-id`; `invalid-parameter` (unknown, repeated or malformed, naming it)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "`not-found`: no such order (also with a token the write model never issued)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "`version-not-reached`: min_version is beyond the order's latest version (with `current_version`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

@@ -26,9 +26,22 @@ pub fn country(raw: &str) -> Result<Text, ValueError> {
 /// Parses an ISO 3166-2 subdivision code (any case) of `country`: the
 /// country code, `-`, then one to three letters or digits.
 pub fn region(raw: &str, country: &Text) -> Result<Text, ValueError> {
+    let code = region_code(raw)?;
+    if !code.as_str().starts_with(country.as_str()) {
+        return Err(ValueError::Format(
+            "an ISO 3166-2 subdivision code of the address's country, such as GB-ENG or US-CA",
+        ));
+    }
+    Ok(code)
+}
+
+/// Parses the shape of an ISO 3166-2 subdivision code (any case) into upper
+/// case, whatever its country (for filters, where no address says which).
+pub fn region_code(raw: &str) -> Result<Text, ValueError> {
     let code = raw.trim().to_ascii_uppercase();
     let shaped = code.split_once('-').is_some_and(|(prefix, sub)| {
-        prefix == country.as_str()
+        prefix.len() == 2
+            && prefix.bytes().all(|b| b.is_ascii_uppercase())
             && (1..=3).contains(&sub.len())
             && sub
                 .bytes()

@@ -9,4 +9,5 @@ mod hostile;
 mod lists;
 mod openapi;
 mod status;
+mod v2_fields;
 mod world;
