@@ -49,6 +49,12 @@ pub struct EventInfo {
     pub event_type: String,
     pub order_id: uuid::Uuid,
     pub version: i64,
+    /// The payload's schema version.
+    pub schema_version: u32,
+    /// Why this build cannot decode it (`orderflow_contracts::decode`, the
+    /// projectors' own door), e.g. "newer schema: …" while the projectors
+    /// are not upgraded yet; `None`: it decodes, so a replay will apply.
+    pub decode_error: Option<String>,
 }
 
 /// What a replay did.
@@ -269,6 +275,10 @@ impl DeadLetter {
                 event_type: e.event_type.clone(),
                 order_id: e.aggregate_id,
                 version: e.aggregate_version,
+                schema_version: e.schema_version,
+                decode_error: orderflow_contracts::decode(&e)
+                    .err()
+                    .map(|err| err.to_string()),
             });
         Self {
             partition: message.partition(),

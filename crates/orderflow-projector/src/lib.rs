@@ -7,8 +7,9 @@
 //! - the Kafka consumer loop (one consumer group per projector), batching
 //!   that keeps each order's events in partition order, offsets committed
 //!   only after the batch's effects are durable;
-//! - decoding through `orderflow-contracts`, with anything undecodable
-//!   (malformed, unknown type, newer schema version) dead-lettered at once;
+//! - decoding through `orderflow-contracts`, which upcasts older schema
+//!   versions, with anything undecodable (malformed, unknown type, a newer
+//!   schema version: reason "newer schema: …") dead-lettered at once;
 //! - the inbox `(consumer, event_id)` that skips redelivered events;
 //! - held events: a version beyond `stored + 1` is kept in `held_events`,
 //!   retried whenever its order advances and on a timer, and parked (with a

@@ -358,6 +358,7 @@ pub fn dead_letters(format: Format, topic: &str, letters: &[DeadLetter]) {
                 "event": l.event.as_ref().map(|e| json!({
                     "event_id": e.event_id, "event_type": e.event_type,
                     "order_id": e.order_id, "version": e.version,
+                    "schema_version": e.schema_version, "decode_error": e.decode_error,
                 })),
             })).collect::<Vec<_>>(),
         }));
@@ -365,7 +366,15 @@ pub fn dead_letters(format: Format, topic: &str, letters: &[DeadLetter]) {
     print_lines(&[format!("{} dead letters on {topic}", letters.len())]);
     let mut t = table(
         &[
-            "at", "consumer", "event", "version", "order", "event id", "attempts", "replayed",
+            "at",
+            "consumer",
+            "event",
+            "version",
+            "order",
+            "event id",
+            "attempts",
+            "replayed",
+            "decodes now",
             "reason",
         ],
         usize::MAX,
@@ -375,12 +384,28 @@ pub fn dead_letters(format: Format, topic: &str, letters: &[DeadLetter]) {
         t.add_row(vec![
             format!("{}:{}", l.partition, l.offset),
             l.consumer.clone().unwrap_or_else(|| "?".to_owned()),
-            e.map_or_else(|| "(unreadable)".to_owned(), |e| e.event_type.clone()),
+            e.map_or_else(
+                || "(unreadable)".to_owned(),
+                |e| format!("{} v{}", e.event_type, e.schema_version),
+            ),
             e.map_or_else(|| "?".to_owned(), |e| e.version.to_string()),
             e.map_or_else(|| "?".to_owned(), |e| e.order_id.to_string()),
             e.map_or_else(|| "?".to_owned(), |e| e.event_id.to_string()),
             l.attempts.map_or_else(|| "?".to_owned(), |a| a.to_string()),
             if l.replayed { "yes" } else { "no" }.to_owned(),
+            // Whether this build reads it: "no" for a newer schema until
+            // orderctl (and the projectors) are upgraded.
+            e.map_or_else(
+                || "no".to_owned(),
+                |e| {
+                    if e.decode_error.is_none() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_owned()
+                },
+            ),
             l.reason
                 .clone()
                 .unwrap_or_else(|| "no reason given".to_owned()),

@@ -127,6 +127,11 @@ pub async fn producers_first_dead_letters_newer_schema_and_replay_heals(backend:
             reason.contains("newer schema") && reason.contains("OrderPlaced schema_version 2"),
             "the reason says why: {reason:?}"
         );
+        // `orderctl dlq list` (this build, already upgraded) says it reads
+        // the letter now, so a replay will apply it.
+        let event = letter.event.as_ref().expect("readable envelope");
+        assert_eq!(event.schema_version, 2);
+        assert_eq!(event.decode_error, None);
     }
     // The orders it can read are applied meanwhile; the v2 orders are not
     // there (their later v1 events are held, not applied out of order).
