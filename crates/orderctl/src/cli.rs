@@ -65,8 +65,11 @@ pub enum Command {
     /// model. Each run is recorded in the read database (`orderctl
     /// status` shows the last). Exits with status 3 while drift remains.
     Reconcile(reconcile::ReconcileArgs),
-    /// Rebuild the search index from the write model beside the live one
-    /// and swap it in under the alias, without stopping anything.
+    /// Rebuild a read model beside the live one and swap it in without
+    /// stopping anything: the summary into a shadow table, the status cache
+    /// into a new key generation (both from the write model or, with
+    /// `--from kafka`, by replay), the search index under its alias. A
+    /// rebuild that was stopped is carried on by the next run.
     Rebuild(rebuild::RebuildArgs),
     /// Where is this order or event? The write model, its outbox rows, the
     /// relay, each projector's inbox, held rows, store version and lag, and

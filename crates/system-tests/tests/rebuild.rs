@@ -144,6 +144,11 @@ async fn assert_invisible_and_converged(pipeline: &Pipeline, observed: &Observed
         &observed.regressions[..observed.regressions.len().min(10)]
     );
     assert!(observed.reads > 0 && observed.commands > 0);
+    assert_converged(pipeline, only).await;
+}
+
+/// `orderctl reconcile --only <only>` finds no drift (within two minutes).
+async fn assert_converged(pipeline: &Pipeline, only: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let out = pipeline.orderctl(&["reconcile", "--only", only]).await;
@@ -296,4 +301,108 @@ async fn status_rebuild_from_the_write_model_while_orders_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_rebuild_by_replay_from_kafka_while_orders_flow() {
     rebuild_under_traffic("rbstatk", Model::Status, true).await;
+}
+
+/// `orderctl rebuild <model> --from <source>` started, held once its
+/// position reaches 50 (everything before durable), killed with SIGKILL
+/// there, and run again: the second run carries on what the first left
+/// and ends with the model swapped in, equal to the write model.
+async fn resumes_after_kill_9(name: &str, model: Model, from_kafka: bool) {
+    let run = running(name).await;
+    let pipeline = &run.pipeline;
+    let (model_arg, scope) = match model {
+        Model::Summary => ("summary", rebuild::summary::SCOPE),
+        Model::Status => ("status", rebuild::status::SCOPE),
+    };
+    let source = if from_kafka { "kafka" } else { "write-model" };
+    let args = ["rebuild", model_arg, "--from", source, "--batch", "10"];
+    let mut first = std::process::Command::new(system_tests::binary("orderctl"))
+        .args(args)
+        .envs(pipeline.env("orderctl"))
+        .env("ORDERCTL_TEST_HOLD_AT", "50")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("orderctl rebuild");
+    let status = StatusProjection::new(orderflow_testkit::redis_client(), pipeline.prefix.clone());
+    // Held: its log says so once position 50 is durable.
+    let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stderr = first.stderr.take().expect("stderr");
+    std::thread::spawn({
+        let held = held.clone();
+        move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("held by ORDERCTL_TEST_HOLD_AT") {
+                    held.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    orderflow_testkit::eventually(
+        "the first run to reach its hold point",
+        Duration::from_secs(120),
+        || async { held.load(Ordering::Relaxed).then_some(()) },
+    )
+    .await;
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "the first run is held, not finished"
+    );
+    first.kill().expect("kill -9");
+    let killed = first.wait().expect("wait");
+    assert!(!killed.success(), "killed: {killed}");
+
+    let second = pipeline
+        .orderctl(&[
+            "--json", "rebuild", model_arg, "--from", source, "--batch", "10",
+        ])
+        .await;
+    assert!(
+        second.status.success(),
+        "second run: {}{}",
+        text(&second.stdout),
+        text(&second.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&second.stdout).expect("the second run's JSON report");
+    println!("rebuild {model_arg} from {source} after kill -9: {report}");
+    assert_eq!(report["resumed"], true, "{report}");
+    // The first run's 50 are not done again: the progress survived.
+    let total: i64 = if from_kafka {
+        sqlx::query_scalar("SELECT sum(version)::bigint FROM orders")
+    } else {
+        sqlx::query_scalar("SELECT count(*) FROM orders")
+    }
+    .fetch_one(&pipeline.write.pool)
+    .await
+    .expect("write model");
+    let filled = report["filled"].as_i64().expect("filled");
+    assert!(
+        filled + 50 <= total,
+        "the second run did {filled} of {total} again: {report}"
+    );
+    assert_eq!(inbox_rows(pipeline, scope).await, 0);
+    match model {
+        Model::Summary => assert_shadow_gone(&pipeline.read.pool).await,
+        Model::Status => {
+            assert!(status.rebuilding().await.expect("redis").is_none());
+            assert_generation_gone(&pipeline.prefix, 0).await;
+        }
+    }
+    assert_converged(pipeline, model_arg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn summary_rebuild_from_kafka_resumes_after_kill_9() {
+    resumes_after_kill_9("rbsumkill", Model::Summary, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_rebuild_from_the_write_model_resumes_after_kill_9() {
+    resumes_after_kill_9("rbstatkill", Model::Status, false).await;
 }

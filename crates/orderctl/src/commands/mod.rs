@@ -41,7 +41,7 @@ pub async fn run(
         Command::Seed(args) => seed::run(args, format, &token).await,
         Command::Backfill(args) => backfill::run(args, format, &token).await,
         Command::Reconcile(args) => reconcile::run(args, format, &token).await,
-        Command::Rebuild(args) => rebuild::run(args, &token).await,
+        Command::Rebuild(args) => rebuild::run(args, format, &token).await,
         Command::Trace(args) => trace::run(args, format).await,
         Command::Lag(args) => lag::run(args, format).await,
         Command::Status(args) => status::run(args, format).await,
