@@ -33,6 +33,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("invalid fields")]
     Validation(Vec<FieldError>),
+    /// Well-formed address fields naming what does not exist (an
+    /// unassigned country, a region of another country).
+    #[error("address rejected")]
+    AddressRejected(Vec<FieldError>),
     #[error("invalid id {0:?}")]
     InvalidId(String),
     #[error("invalid header {name}: {reason}")]
@@ -99,6 +103,11 @@ impl ApiError {
             Self::Validation(errors) => {
                 Problem::new(S::UNPROCESSABLE_ENTITY, "validation", "Invalid fields")
                     .detail("one or more fields are invalid")
+                    .with("errors", serde_json::to_value(errors).unwrap_or_default())
+            }
+            Self::AddressRejected(errors) => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, "address-rejected", "Address rejected")
+                    .detail("the shipping address names a country or region that does not exist or does not belong together")
                     .with("errors", serde_json::to_value(errors).unwrap_or_default())
             }
             Self::InvalidId(raw) => Problem::new(S::BAD_REQUEST, "invalid-id", "Invalid id")

@@ -130,9 +130,32 @@ fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
     };
     let city = address_text(&mut errors, "city", &a.city, 100);
     let postal_code = address_text(&mut errors, "postal_code", &a.postal_code, 20);
+    // Shape first (what the OpenAPI document says: two letters, an ISO
+    // 3166-2 shape): 422 `validation`. Then facts the schema cannot carry
+    // (an unassigned country, a region of another country): 422
+    // `address-rejected`, a refusal for the data, as for an unknown product.
+    let trimmed = a.country.trim();
+    if !(trimmed.len() == 2 && trimmed.bytes().all(|b| b.is_ascii_alphabetic())) {
+        errors.push(FieldError {
+            field: "shipping_address.country".into(),
+            message: "must be an ISO 3166-1 alpha-2 code such as GB".into(),
+        });
+    }
+    if let Some(Err(e)) = a.region.as_deref().map(geo::region_code) {
+        errors.push(FieldError {
+            field: "shipping_address.region".into(),
+            message: e.to_string(),
+        });
+    }
+    let (Some(line1), Some(city), Some(postal_code), true) =
+        (line1, city, postal_code, errors.is_empty())
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    let mut rejected = Vec::new();
     let country = geo::country(&a.country)
         .map_err(|e| {
-            errors.push(FieldError {
+            rejected.push(FieldError {
                 field: "shipping_address.country".into(),
                 message: e.to_string(),
             })
@@ -141,7 +164,7 @@ fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
     let region = match (a.region.as_deref(), &country) {
         (Some(r), Some(country)) => geo::region(r, country)
             .map_err(|e| {
-                errors.push(FieldError {
+                rejected.push(FieldError {
                     field: "shipping_address.region".into(),
                     message: e.to_string(),
                 })
@@ -149,23 +172,21 @@ fn validate(input: &PlaceOrderInput) -> ApiResult<ValidOrder> {
             .ok(),
         _ => None,
     };
-    match (line1, city, postal_code, country) {
-        (Some(line1), Some(city), Some(postal_code), Some(country)) if errors.is_empty() => {
-            Ok(ValidOrder {
-                customer_id: CustomerId(input.customer_id),
-                lines,
-                address: ShippingAddress {
-                    line1,
-                    line2,
-                    city,
-                    postal_code,
-                    region,
-                    country,
-                },
-                sales_channel: input.sales_channel.map(SalesChannel::from),
-            })
-        }
-        _ => Err(ApiError::Validation(errors)),
+    match country {
+        Some(country) if rejected.is_empty() => Ok(ValidOrder {
+            customer_id: CustomerId(input.customer_id),
+            lines,
+            address: ShippingAddress {
+                line1,
+                line2,
+                city,
+                postal_code,
+                region,
+                country,
+            },
+            sales_channel: input.sales_channel.map(SalesChannel::from),
+        }),
+        _ => Err(ApiError::AddressRejected(rejected)),
     }
 }
 
@@ -189,7 +210,7 @@ fn address_text(errors: &mut Vec<FieldError>, field: &str, raw: &str, max: usize
         (status = 400, description = "`malformed-json`; `invalid-header`: a malformed Idempotency-Key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "`insufficient-stock` (with `available`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "`payload-too-large`: a body over 64 KiB", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 415, description = "`unsupported-media-type`: a body that is not application/json", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid-body`, `validation`, `unknown-reference` (customer or product), `order-rejected` (a product on two lines, an inactive product, mixed currencies, a total too large), `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-body`, `validation`, `address-rejected` (a country code that is not assigned, a region of another country; with `errors`), `unknown-reference` (customer or product), `order-rejected` (a product on two lines, an inactive product, mixed currencies, a total too large), `idempotency-key-reused`", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: a database failure (details only in the log)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")))]
 pub async fn place_order(
     State(state): State<AppState>,
