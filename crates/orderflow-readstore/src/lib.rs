@@ -18,7 +18,11 @@
 //!
 //! Each adapter is the store's [`orderflow_projector::Projection`] (how a
 //! batch of events changes it) plus its maintenance: version-guarded
-//! backfill, reads by id, a walk of every id, guarded repair and delete.
+//! backfill, reads by id, a walk of every id, guarded repair and delete;
+//! and the copy a rebuild fills beside the live store with the swap that
+//! puts it in place ([`summary::shadow`]: a shadow table swapped in one
+//! transaction; [`status::generation`]: a key generation swapped by one
+//! pointer; the search index's alias).
 //! A new read store is one new module here and one thin projector binary.
 //!
 //! May depend on the projector runtime, the read-model fold and the store
