@@ -8,6 +8,13 @@
 //! makes the replay skip one. Both are dropped after the swap
 //! ([`Replay::drop_scope`]). Offsets are committed only after a batch's
 //! effects are durable, as the live projector does.
+//!
+//! An event whose predecessor the copy lacks yet (a gap: the predecessor is
+//! on another partition, or later on the topic) is held, as the live
+//! projector holds it, and applied again after each batch until it fits.
+//! Held events live in memory, so the committed offset of a partition never
+//! passes its earliest held event: after a `kill -9` the replay reads it
+//! again (what it applied after it is a duplicate in its inbox scope).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,8 +40,8 @@ pub struct ReplayCounts {
     pub events: u64,
     pub applied: u64,
     pub duplicates: u64,
-    /// Events whose earlier version the copy lacks: the swap refuses while
-    /// they leave an order behind the live one.
+    /// Events held now because the copy lacks an earlier version of their
+    /// order: the swap refuses while they leave an order behind the live one.
     pub gaps: u64,
     /// Events no projection can apply (undecodable, invalid).
     pub invalid: u64,
@@ -51,6 +58,8 @@ pub struct Replay<P> {
     batch: usize,
     /// The next offset to read, per partition.
     positions: BTreeMap<i32, i64>,
+    /// Events held behind a gap, applied again after every batch.
+    held: Vec<Event>,
     pub counts: ReplayCounts,
 }
 
@@ -130,6 +139,7 @@ impl<P: Projection> Replay<P> {
             inbox,
             batch,
             positions: start.into_iter().map(|(p, (at, _))| (p, at)).collect(),
+            held: Vec::new(),
             counts: ReplayCounts::default(),
         })
     }
@@ -218,29 +228,60 @@ impl<P: Projection> Replay<P> {
             .filter(|e| !seen.contains(&e.envelope.event_id))
             .collect();
         self.counts.duplicates += seen.len() as u64;
-        if !fresh.is_empty() {
-            let outcomes = self
-                .projection
-                .apply(&fresh, &self.inbox)
-                .await
-                .map_err(|e| anyhow::anyhow!("applying replayed events: {e}"))?;
-            for outcome in outcomes {
-                match outcome {
-                    Outcome::Applied => self.counts.applied += 1,
-                    Outcome::Duplicate => self.counts.duplicates += 1,
-                    Outcome::Gap => self.counts.gaps += 1,
-                    Outcome::Invalid(_) => self.counts.invalid += 1,
-                }
+        self.apply_events(fresh).await?;
+        // What waited for a predecessor may fit now; again while any does.
+        while !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            held.sort_by_key(|e| (e.order_id(), e.version()));
+            if self.apply_events(held).await? == 0 {
+                break;
             }
         }
+        self.counts.gaps = self.held.len() as u64;
         let mut done = TopicPartitionList::new();
         for (partition, next) in &self.positions {
-            done.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))?;
+            let held_from = self
+                .held
+                .iter()
+                .filter(|e| e.partition == *partition)
+                .map(|e| e.offset)
+                .min();
+            let commit = held_from.map_or(*next, |held| held.min(*next));
+            done.add_partition_offset(&self.topic, *partition, Offset::Offset(commit))?;
         }
         self.consumer
             .commit(&done, CommitMode::Sync)
             .context("committing the replay's offsets")?;
         Ok(())
+    }
+
+    /// Applies `events` to the copy, holding those behind a gap; how many
+    /// were settled (applied or found to be duplicates).
+    async fn apply_events(&mut self, events: Vec<Event>) -> anyhow::Result<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let outcomes = self
+            .projection
+            .apply(&events, &self.inbox)
+            .await
+            .map_err(|e| anyhow::anyhow!("applying replayed events: {e}"))?;
+        let mut settled = 0;
+        for (event, outcome) in events.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Applied => {
+                    self.counts.applied += 1;
+                    settled += 1;
+                }
+                Outcome::Duplicate => {
+                    self.counts.duplicates += 1;
+                    settled += 1;
+                }
+                Outcome::Gap => self.held.push(event),
+                Outcome::Invalid(_) => self.counts.invalid += 1,
+            }
+        }
+        Ok(settled)
     }
 
     /// Deletes the replay's inbox scope and consumer group, once its copy is
