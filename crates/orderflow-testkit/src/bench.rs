@@ -56,6 +56,11 @@ pub fn stats(latencies: Vec<Duration>, elapsed: Duration) -> Stats {
     }
 }
 
+/// Milliseconds, for printing.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,9 +75,4 @@ mod tests {
         assert!(near(s.p50, 500.0), "p50 {:?}", s.p50);
         assert!(near(s.p99, 990.0), "p99 {:?}", s.p99);
     }
-}
-
-/// Milliseconds, for printing.
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
