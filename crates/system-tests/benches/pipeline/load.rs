@@ -36,7 +36,9 @@ pub struct Target {
     pub command: String,
     pub query: String,
     pub customer: String,
-    pub product: String,
+    /// The catalogue; each order takes three distinct products, so orders
+    /// contend for stock rows as a real catalogue's do, not all for one.
+    pub products: Vec<String>,
 }
 
 /// Orders waiting for their next step, and replies to read back.
@@ -176,13 +178,19 @@ impl Generator {
             }
             _ => None,
         };
-        pick.unwrap_or(Op::Place)
+        drop(orders);
+        pick.unwrap_or_else(|| {
+            let n = self.target.products.len();
+            let first = self.rng.random_range(0..n);
+            Op::Place([first, (first + 1) % n, (first + 2) % n])
+        })
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Place,
+    /// Indices into the catalogue.
+    Place([usize; 3]),
     Pay(Uuid),
     Ship(Uuid),
     Deliver(Uuid),
@@ -193,7 +201,7 @@ enum Op {
 impl Op {
     fn name(self) -> &'static str {
         match self {
-            Op::Place => "place",
+            Op::Place(_) => "place",
             Op::Pay(_) => "pay",
             Op::Ship(_) => "ship",
             Op::Deliver(_) => "deliver",
@@ -213,9 +221,10 @@ async fn perform(
 ) -> Result<(), String> {
     let c = &target.command;
     let (url, body) = match op {
-        Op::Place => (
+        Op::Place(products) => (
             format!("{c}/orders"),
-            json!({"customer_id": target.customer, "lines": [{"product_id": target.product, "quantity": 1}],
+            json!({"customer_id": target.customer,
+                   "lines": products.map(|i| json!({"product_id": target.products[i], "quantity": 1})),
                    "shipping_address": {"line1": "1 Bench Rd", "city": "Hull", "postal_code": "HU1", "country": "GB"}}),
         ),
         Op::Pay(id) => (
@@ -268,7 +277,7 @@ async fn perform(
     visibility.expect(id, version, at);
     let mut orders = orders.lock().expect("orders");
     match op {
-        Op::Place => orders.placed.push_back(id),
+        Op::Place(_) => orders.placed.push_back(id),
         Op::Pay(_) => orders.paid.push_back(id),
         Op::Ship(_) => orders.shipped.push_back(id),
         _ => {}

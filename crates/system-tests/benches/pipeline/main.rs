@@ -87,14 +87,14 @@ async fn main() {
         .expect("http client");
     let command = processes[0].base.clone();
     let query = processes[5].base.clone();
-    let (customer, product) = catalog(&http, &command).await;
+    let (customer, products) = catalog(&http, &command).await;
 
     println!(
         "pipeline bench: {} cores, {} MiB memory; every service a release process on `orderctl setup`'s topology",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         memory_mib()
     );
-    let capacity = closed_loop_capacity(&http, &command, &customer, &product).await;
+    let capacity = closed_loop_capacity(&http, &command, &customer, &products).await;
     println!(
         "baseline: closed-loop PlaceOrder capacity at concurrency 32 for 5 s: {capacity:.0}/s"
     );
@@ -120,7 +120,7 @@ async fn main() {
             command,
             query,
             customer,
-            product,
+            products,
         },
         visibility.clone(),
         env_or("BENCH_SEED", 1),
@@ -219,8 +219,8 @@ async fn main() {
     }
 }
 
-/// A customer and a product with stock for any run.
-async fn catalog(http: &reqwest::Client, command: &str) -> (String, String) {
+/// A customer and a catalogue of 200 products with stock for any run.
+async fn catalog(http: &reqwest::Client, command: &str) -> (String, Vec<String>) {
     let (status, customer) = system_tests::post(
         http,
         format!("{command}/customers"),
@@ -228,39 +228,43 @@ async fn catalog(http: &reqwest::Client, command: &str) -> (String, String) {
     )
     .await;
     assert_eq!(status, 201, "creating the bench customer: {customer}");
-    let (status, product) = system_tests::post(
-        http,
-        format!("{command}/products"),
-        json!({"sku": "BENCH-1", "name": "Bench product", "unit_price_minor": 999, "currency": "EUR", "stock": 1_000_000_000}),
-    )
-    .await;
-    assert_eq!(status, 201, "creating the bench product: {product}");
     let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
-    (id(&customer), id(&product))
+    let mut products = Vec::with_capacity(200);
+    for i in 0..200 {
+        let (status, product) = system_tests::post(
+            http,
+            format!("{command}/products"),
+            json!({"sku": format!("BENCH-{i}"), "name": format!("Bench product {i}"), "unit_price_minor": 999, "currency": "EUR", "stock": 1_000_000_000}),
+        )
+        .await;
+        assert_eq!(status, 201, "creating a bench product: {product}");
+        products.push(id(&product));
+    }
+    (id(&customer), products)
 }
 
-/// PlaceOrder as fast as 32 clients can send it, for 5 s.
+/// PlaceOrder as fast as 32 clients can send it, for 5 s (three distinct
+/// products per order, as the generator sends).
 async fn closed_loop_capacity(
     http: &reqwest::Client,
     command: &str,
     customer: &str,
-    product: &str,
+    products: &[String],
 ) -> f64 {
-    let body = json!({"customer_id": customer, "lines": [{"product_id": product, "quantity": 1}],
-        "shipping_address": {"line1": "1 Bench Rd", "city": "Hull", "postal_code": "HU1", "country": "GB"}});
     let until = Instant::now() + Duration::from_secs(5);
     let started = Instant::now();
-    let done: Vec<u64> = futures::future::join_all((0..32).map(|_| {
-        let (http, url, body) = (http.clone(), format!("{command}/orders"), body.clone());
+    let done: Vec<u64> = futures::future::join_all((0..32).map(|client| {
+        let (http, url) = (http.clone(), format!("{command}/orders"));
         async move {
             let mut n = 0;
             while Instant::now() < until {
-                let r = http
-                    .post(&url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("place order");
+                let first = (client * 7 + n as usize * 3) % products.len();
+                let lines: Vec<Value> = (0..3)
+                    .map(|k| json!({"product_id": products[(first + k) % products.len()], "quantity": 1}))
+                    .collect();
+                let body = json!({"customer_id": customer, "lines": lines,
+                    "shipping_address": {"line1": "1 Bench Rd", "city": "Hull", "postal_code": "HU1", "country": "GB"}});
+                let r = http.post(&url).json(&body).send().await.expect("place order");
                 assert!(r.status().is_success(), "place order: {}", r.status());
                 n += 1;
             }
