@@ -111,7 +111,7 @@ def run(bin_dir, common, direct, main_pg_port, log, logdir):
             raise RuntimeError(f"pg_ctl start: {r.stderr[-500:]}")
         admin = f"postgres://postgres@127.0.0.1:{pgport}/postgres"
         with psycopg.connect(admin, autocommit=True) as c:
-            c.execute("CREATE ROLE orderflow LOGIN CREATEDB")
+            c.execute("CREATE ROLE orderflow LOGIN CREATEDB CREATEROLE")
             c.execute("CREATE DATABASE orderflow_soak_diskfull_write OWNER orderflow")
         with psycopg.connect(f"postgres://postgres@127.0.0.1:{main_pg_port}/postgres", autocommit=True) as c:
             c.execute('DROP DATABASE IF EXISTS "orderflow_soak_diskfull_read" WITH (FORCE)')
