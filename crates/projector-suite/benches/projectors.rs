@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::{BulkParts, Elasticsearch};
-use futures::future::join_all;
 use orderflow_contracts::Envelope;
 use orderflow_readmodel::{OrderSummary, Step, apply};
 use orderflow_testkit::{fresh_topic, kafka_config};
@@ -27,7 +26,6 @@ use projector_suite::Backend;
 use projector_suite::backends::Env;
 use projector_suite::events::{messages, sequence};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -47,36 +45,6 @@ fn search_client(url: &str) -> Elasticsearch {
         .build()
         .expect("transport");
     Elasticsearch::new(transport)
-}
-
-async fn produce_all(topic: &str, messages: &[(Uuid, Vec<u8>)]) {
-    let producer: FutureProducer = kafka_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    // Enqueued in order (a full queue is waited out in place), so each
-    // order's events keep their order on the partition.
-    let mut deliveries = Vec::with_capacity(messages.len());
-    for (key, value) in messages {
-        let key = key.to_string();
-        let mut record = FutureRecord::to(topic).key(&key).payload(value);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break deliveries.push(delivery),
-                Err((_, returned)) => {
-                    record = returned;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-        }
-    }
-    for d in join_all(deliveries).await {
-        d.expect("delivered").map_err(|(e, _)| e).expect("produced");
-    }
 }
 
 /// True once `group` has committed the high watermark of every partition.
@@ -234,7 +202,7 @@ async fn main() {
         events = sequence(orders);
     }
     let topic = fresh_topic("bench-replay", 6).await;
-    produce_all(&topic, &messages(&events)).await;
+    projector_suite::produce_bulk(&topic, &messages(&events)).await;
 
     println!(
         "projector replay: {} events over {orders} orders, 6 partitions, batches of {BATCH}",

@@ -16,13 +16,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use orderflow_ops::rebuild::{self, KafkaSource, Source, progress::Silent};
 use orderflow_ops::seed::{SeedPlan, seed};
 use orderflow_readstore::status::StatusProjection;
 use orderflow_testkit::{fresh_read_database, fresh_topic, fresh_write_database, kafka_config};
 use projector_suite::events::{messages, sequence};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 fn orders() -> u32 {
@@ -34,32 +32,6 @@ fn orders() -> u32 {
 
 fn rate(n: u64, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-6)
-}
-
-async fn produce(topic: &str, events: &[(uuid::Uuid, Vec<u8>)]) {
-    let producer: FutureProducer = kafka_config()
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::with_capacity(events.len());
-    for (key, value) in events {
-        let key = key.to_string();
-        let mut record = FutureRecord::to(topic).key(&key).payload(value);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break deliveries.push(delivery),
-                Err((_, returned)) => {
-                    record = returned;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-        }
-    }
-    for d in join_all(deliveries).await {
-        d.expect("delivery").expect("acknowledged");
-    }
 }
 
 #[tokio::main]
@@ -163,7 +135,7 @@ async fn main() {
     // By replay: the suite's sequence on a fresh topic, into fresh stores.
     let events = sequence(n);
     let topic = fresh_topic("bench-rebuild", 6).await;
-    produce(&topic, &messages(&events)).await;
+    projector_suite::produce_bulk(&topic, &messages(&events)).await;
     let read2 = fresh_read_database("bench_rebuild_read2").await;
     for (model, projector) in [
         ("summary", "summary-projector"),

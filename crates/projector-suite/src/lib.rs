@@ -54,6 +54,40 @@ async fn send_all(
     }
 }
 
+/// Puts many raw messages on `topic` as fast as the broker takes them, for
+/// the benchmarks: everything in flight at once (lz4, `acks=all`), each
+/// enqueued in order so an order's events keep their order on the
+/// partition, then every delivery awaited.
+pub async fn produce_bulk(topic: &str, messages: &[(Uuid, Vec<u8>)]) {
+    let producer: FutureProducer = orderflow_testkit::kafka_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    // Enqueued in order (a full queue is waited out in place), so each
+    // order's events keep their order on the partition.
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (key, value) in messages {
+        let key = key.to_string();
+        let mut record = FutureRecord::to(topic).key(&key).payload(value);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((_, returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+    for d in futures::future::join_all(deliveries).await {
+        d.expect("delivered").map_err(|(e, _)| e).expect("produced");
+    }
+}
+
 /// Polls `read` until it says every order in `expected` reached its version.
 pub async fn wait_for_versions(
     what: &str,
