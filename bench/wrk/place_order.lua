@@ -32,11 +32,5 @@ function request()
   return wrk.format("POST", "/orders", { ["Content-Type"] = "application/json" }, body)
 end
 
--- One machine-readable line for scripts/bench (latencies in microseconds).
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK requests=%d seconds=%.3f p50_us=%d p99_us=%d errors=%d\n",
-    summary.requests, summary.duration / 1e6,
-    latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout + e.status))
-end
+-- The WRK line scripts/bench parses.
+dofile("bench/wrk/wrk_line.lua")

@@ -1,17 +1,27 @@
 """Writes bench/REPORT.md (to stdout) from one `scripts/bench` run.
 
 Inputs: the PlaceOrder results (one line per run: concurrency, round,
-variant, tps, p50 ms, p99 ms, errors) and the relay benchmark's output.
+variant, tps, p50 ms, p99 ms, errors), the relay, pipeline and rebuild
+benchmarks' outputs, and the result lines of the sections on the seeded
+dataset (scripts/bench.d/sections.sh: reads, checkout, trace, rates).
 Every figure is printed beside its baseline from the same run, with the
-ratio, as the range over the rounds and their median.
+ratio, as the range over the rounds and their median. The last section
+checks issue #14's targets against the figures of this run.
 """
 
 import argparse
+import json
 import os
+import re
 import platform
 import statistics
 import subprocess
+import sys
 from collections import defaultdict
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+from report_dataset import (section_checkout, section_rates, section_reads,  # noqa: E402
+                            section_targets, section_trace)
 
 LABELS = {
     "http": "PlaceOrder over HTTP (wrk → release order-command)",
@@ -57,6 +67,17 @@ def main():
     ap.add_argument("--secs", type=int, required=True)
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--invocation", required=True)
+    ap.add_argument("--dataset", required=True, help="orders seed_secs backfill_secs seeded_at lines")
+    ap.add_argument("--reads", required=True)
+    ap.add_argument("--checkout", required=True)
+    ap.add_argument("--checkout-rate", type=int, required=True)
+    ap.add_argument("--checkout-secs", type=int, required=True)
+    ap.add_argument("--report-rate", type=float, required=True)
+    ap.add_argument("--trace", required=True)
+    ap.add_argument("--rates", required=True)
+    ap.add_argument("--rebuild", required=True)
+    ap.add_argument("--pipeline-json", required=True)
+    ap.add_argument("--load", required=True, help="load averages while measuring, one line per section")
     a = ap.parse_args()
 
     runs = defaultdict(list)  # (conc, variant) -> [(tps, p50, p99, errors)]
@@ -78,9 +99,19 @@ def main():
       " the machine is shared (other builds run), so figures are ranges and every one has"
       " its baseline from the same round")
     w("")
-    w("Sections of issue #14 measured here: the relay drain, PlaceOrder against pgbench, the"
-      " cost of NOTIFY, the pipeline at a sustained rate. The others are listed at the end as"
-      " not yet measured.")
+    orders, seed_secs, backfill_secs, seeded_at, lines = open(a.dataset).read().split("|")
+    orders = int(orders)
+    w(f"- dataset of sections 5–8: **{orders:,} orders** ({int(lines):,} lines) made by"
+      f" `orderctl seed --orders {orders}` ({float(seed_secs):.0f} s, {orders / float(seed_secs):,.0f}"
+      f" orders/s, then its backfill of all three read models {float(backfill_secs):.0f} s,"
+      f" {orders / float(backfill_secs):,.0f} orders/s; seeded {seeded_at.strip()}, kept between runs)")
+    w("- load average (1 min) when each section started: " + "; ".join(
+        l.strip() for l in open(a.load) if l.strip()))
+    w("")
+    w("Sections: 1 relay, 2 PlaceOrder against pgbench, 3 the cost of NOTIFY, 4 the pipeline at"
+      " a sustained rate (with latency over time), 5 joins against the summary table, 6 checkout"
+      " under reporting load, 7 `orderctl trace`, 8 reconcile and rebuild rates; then issue #14's"
+      " targets, met or not, and what is not measured.")
     w("")
 
     w("## 1. Relay drain and commit → Kafka latency")
@@ -187,20 +218,36 @@ def main():
     w(pipeline)
     w("```")
     w("")
+    if pipeline.startswith("FAILED"):
+        w("The pipeline bench failed in this run (above), so there are no plots of it.")
+        w("")
+    else:
+        pipeline_plots(w)
+    extra = dict(orders=orders, lines=int(lines))
+    reads = section_reads(w, a, extra)
+    section_checkout(w, a)
+    section_trace(w, a)
+    section_rates(w, a, extra)
+    section_targets(w, a, runs, rounds, relay, reads)
+    print("\n".join(out))
+
+
+def pipeline_plots(w):
     w("![outbox backlog, versions each read model owes, and resident memory per service, over"
       " the steady phase](pipeline.png)")
     w("")
-
-    w("## Not yet measured (issue #14)")
+    if not os.path.exists("bench/pipeline-latency.png"):
+        w("No plot of latency percentiles over time: this run's pipeline bench wrote no"
+          " `pipeline-latency.csv`.")
+        w("")
+        return
+    w("Latency percentiles over time (the steady phase, `pipeline-latency.csv`: each second of"
+      " intended send time, its operations' p50, p99 and max from the intended send time, failed"
+      " ones included). Reply → visible per read model over time is not in the series yet (the"
+      " bench keeps one histogram per store for the phase).")
     w("")
-    w("- Joins versus the summary view on the 1M-order dataset (by id, dashboard; naive and"
-      " best-written join; concurrency 1 and 32).")
-    w("- Checkout under reporting load (PlaceOrder p50/p99 alone, with heavy joins on the"
-      " write database, with the same reports on the read side).")
-    w("- Projector replay with and without the inbox against each store's raw rate.")
-    w("- Rebuild and reconcile rates per model and source.")
-    w("- A plot of latency percentiles over time (the pipeline plot shows backlog and memory).")
-    print("\n".join(out))
+    w("![command and read latency p50/p99/max per second of the steady phase](pipeline-latency.png)")
+    w("")
 
 
 if __name__ == "__main__":
