@@ -12,15 +12,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use orderflow_readmodel::OrderSummary;
+use orderflow_readstore::ReadStore;
 use orderflow_readstore::search::SearchProjection;
 use orderflow_readstore::status::StatusProjection;
+use orderflow_readstore::summary::SummaryProjection;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::rebuild::progress::{Progress, Silent};
 
-/// The read models to fill; `None` skips one.
+/// The read models an operator picked (`--only`); `None` skips one. The
+/// jobs see them only as [`ReadStore`]s ([`Targets::stores`]).
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
     /// The read database holding `order_summary` (migrated).
@@ -29,6 +32,24 @@ pub struct Targets {
     pub search: Option<SearchProjection>,
     /// The Redis status cache.
     pub status: Option<StatusProjection>,
+}
+
+impl Targets {
+    /// The picked read models as stores, in the order reports list them
+    /// (summary, search, status).
+    pub fn stores(&self) -> Vec<Box<dyn ReadStore>> {
+        let mut stores: Vec<Box<dyn ReadStore>> = Vec::new();
+        if let Some(pool) = &self.summary {
+            stores.push(Box::new(SummaryProjection { pool: pool.clone() }));
+        }
+        if let Some(search) = &self.search {
+            stores.push(Box::new(search.clone()));
+        }
+        if let Some(status) = &self.status {
+            stores.push(Box::new(status.clone()));
+        }
+        stores
+    }
 }
 
 /// What a backfill did.
@@ -46,6 +67,18 @@ pub struct BackfillReport {
     /// False when stopped by the token before the end.
     pub complete: bool,
     pub elapsed: Duration,
+}
+
+impl BackfillReport {
+    /// The count of read model `model`.
+    fn slot(&mut self, model: &str) -> anyhow::Result<&mut u64> {
+        Ok(match model {
+            "summary" => &mut self.summary,
+            "search" => &mut self.search,
+            "status" => &mut self.status,
+            other => anyhow::bail!("no count for read model {other}"),
+        })
+    }
 }
 
 /// Walks every order after `after` (all when `None`) in id order, `batch`
@@ -79,6 +112,7 @@ pub async fn backfill_with_progress(
         .await
         .context("counting the orders to backfill")?;
     progress.phase("backfill", u64::try_from(total).unwrap_or(0));
+    let stores = targets.stores();
     let mut report = BackfillReport {
         last: after,
         ..BackfillReport::default()
@@ -92,34 +126,19 @@ pub async fn backfill_with_progress(
             break;
         };
         next = tokio::spawn(read_batch(write.clone(), Some(last), batch));
-        let (summary, search, status) = tokio::try_join!(
-            async {
-                match &targets.summary {
-                    Some(pool) => {
-                        orderflow_readstore::summary::maintenance::backfill(pool, &summaries)
-                            .await
-                            .context("writing order_summary")
-                    }
-                    None => Ok(0),
-                }
-            },
-            async {
-                match &targets.search {
-                    Some(search) => search.backfill(&summaries).await,
-                    None => Ok(0),
-                }
-            },
-            async {
-                match &targets.status {
-                    Some(status) => status.backfill(&summaries).await.context("writing Redis"),
-                    None => Ok(0),
-                }
-            },
-        )?;
+        // Every store's write of this batch at once.
+        let written = futures::future::try_join_all(stores.iter().map(|store| {
+            let summaries = &summaries;
+            async move {
+                let n = store.backfill(summaries).await?;
+                anyhow::Ok((store.model(), n))
+            }
+        }))
+        .await?;
         report.orders += summaries.len() as u64;
-        report.summary += summary;
-        report.search += search;
-        report.status += status;
+        for (model, n) in written {
+            *report.slot(model)? += n;
+        }
         report.last = Some(last);
         progress.position(report.orders);
         if last_log.elapsed() >= Duration::from_secs(10) {

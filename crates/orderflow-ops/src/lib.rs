@@ -4,7 +4,9 @@
 //! models from it, reconciliation (and repair) of the two, the
 //! rebuild of every read model beside the live one (shadow table, index
 //! alias, key generation) with swap-in, and the dead-letter topic's list
-//! and replay.
+//! and replay. Backfill and reconcile (with repair) see the read models
+//! only as `orderflow_readstore::ReadStore`s: one code path for every
+//! store, the stores picked at the edge ([`backfill::Targets`]).
 //!
 //! May depend on the store libraries (`orderflow-writemodel`,
 //! `orderflow-readstore`, the projector runtime) and the service shell's

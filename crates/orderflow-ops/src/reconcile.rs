@@ -11,16 +11,23 @@
 //! still different is drift. `--repair` then writes the write model's
 //! state, each write guarded so that a projector that moved an order on in
 //! the meantime wins.
+//!
+//! The passes are one code path over `&dyn ReadStore`: what a store holds,
+//! how its entries are walked, written and compared field by field is the
+//! store adapter's (`orderflow-readstore`), not this job's.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt as _;
 use orderflow_readmodel::OrderSummary;
+use orderflow_readstore::{ReadStore, Stored};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backfill::{Targets, next_ids};
+use crate::rebuild::progress::{Progress, Silent};
 
 /// How a read model differs from the write model for one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,6 +103,16 @@ impl ReconcileReport {
         .filter_map(|(name, report)| report.as_ref().map(|r| (name, r)))
     }
 
+    /// Where the findings of read model `model` go.
+    fn slot(&mut self, model: &str) -> anyhow::Result<&mut Option<StoreReport>> {
+        Ok(match model {
+            "summary" => &mut self.summary,
+            "search" => &mut self.search,
+            "status" => &mut self.status,
+            other => anyhow::bail!("no report for read model {other}"),
+        })
+    }
+
     /// Drift left after repair (all of it without `repair`).
     pub fn unresolved(&self) -> u64 {
         self.stores().map(|(_, r)| r.drifted() - r.repaired).sum()
@@ -115,199 +132,67 @@ pub struct Options {
     pub examples: usize,
 }
 
-/// A read model as reconcile sees it.
-#[derive(Debug, Clone, Copy)]
-enum Store {
-    Summary,
-    Search,
-    Status,
+/// How `stored` compares with `want`: `None` when equal, else the drift
+/// and the version the store holds (0 when missing). The version first
+/// (for the search index the engine's, which decides what it accepts
+/// next), then the store's own field-by-field comparison.
+fn classify(
+    store: &dyn ReadStore,
+    want: &OrderSummary,
+    stored: Option<&Stored>,
+) -> anyhow::Result<Option<(Drift, i64)>> {
+    let Some(stored) = stored else {
+        return Ok(Some((Drift::Missing, 0)));
+    };
+    Ok(if stored.version < want.version {
+        Some((Drift::Behind, stored.version))
+    } else if stored.version > want.version {
+        Some((Drift::Ahead, stored.version))
+    } else if !store.differences(stored, want)?.is_empty() {
+        Some((Drift::Differs, stored.version))
+    } else {
+        None
+    })
 }
 
-/// What a read model holds for one order.
-#[derive(Debug)]
-enum Stored {
-    Summary(OrderSummary),
-    /// The document, and the engine's external version.
-    Search(OrderSummary, i64),
-    /// Status and version.
-    Status(String, i64),
+/// The drifted orders of `expected` in `store`, with what it holds.
+fn drifted(
+    store: &dyn ReadStore,
+    expected: &[OrderSummary],
+    stored: &HashMap<Uuid, Stored>,
+) -> anyhow::Result<Vec<(Uuid, Drift, i64)>> {
+    let mut out = Vec::new();
+    for want in expected {
+        if let Some((drift, version)) = classify(store, want, stored.get(&want.order_id))? {
+            out.push((want.order_id, drift, version));
+        }
+    }
+    Ok(out)
 }
 
-impl Stored {
-    /// The stored version, and whether the rest equals `want`. For search
-    /// the engine's version is the one compared (it decides what the engine
-    /// accepts next), and the document must say the same.
-    fn judge(&self, want: &OrderSummary) -> (i64, bool) {
-        match self {
-            Self::Summary(s) => (s.version, s == want),
-            Self::Search(s, engine) => (*engine, s == want && s.version == *engine),
-            Self::Status(status, version) => (*version, *status == want.status),
+/// Writes the write model's state for `drifted` orders; returns how many
+/// were repaired. Missing and behind go forward (the guarded backfill);
+/// ahead and differing are replaced where they still hold the version
+/// seen; extra ones are deleted.
+async fn repair(
+    store: &dyn ReadStore,
+    drifted: &[(Uuid, Drift, i64)],
+    expected: &HashMap<Uuid, OrderSummary>,
+) -> anyhow::Result<u64> {
+    let mut forward = Vec::new();
+    let mut replace = Vec::new();
+    let mut extra = Vec::new();
+    for (id, drift, seen) in drifted {
+        match (drift, expected.get(id)) {
+            (Drift::Extra, _) => extra.push(*id),
+            (Drift::Missing | Drift::Behind, Some(want)) => forward.push(want.clone()),
+            (Drift::Ahead | Drift::Differs, Some(want)) => replace.push((*seen, want)),
+            (_, None) => {}
         }
     }
-}
-
-impl Store {
-    /// What this read model holds for `ids`. Read *before* the write model,
-    /// so that a read model is never seen ahead of the write model just
-    /// because an order moved on between the two reads.
-    async fn load(self, targets: &Targets, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Stored>> {
-        Ok(match self {
-            Self::Summary => {
-                let pool = targets.summary.as_ref().expect("summary target");
-                orderflow_readstore::summary::maintenance::load(pool, ids)
-                    .await?
-                    .into_iter()
-                    .map(|(id, s)| (id, Stored::Summary(s)))
-                    .collect()
-            }
-            Self::Search => {
-                let search = targets.search.as_ref().expect("search target");
-                search
-                    .load_versioned(ids)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", search.alias))?
-                    .into_iter()
-                    .map(|(id, (s, engine))| (id, Stored::Search(s, engine)))
-                    .collect()
-            }
-            Self::Status => {
-                let status = targets.status.as_ref().expect("status target");
-                status
-                    .load(ids)
-                    .await?
-                    .into_iter()
-                    .map(|(id, (s, v))| (id, Stored::Status(s, v)))
-                    .collect()
-            }
-        })
-    }
-
-    /// Orders stored after `after`; `None` when the walk is done.
-    async fn ids_after(
-        self,
-        targets: &Targets,
-        after: &mut Walk,
-        batch: i64,
-    ) -> anyhow::Result<Option<Vec<Uuid>>> {
-        match (self, &mut *after) {
-            (_, Walk::Done) => Ok(None),
-            (Self::Summary, Walk::After(last)) => {
-                let pool = targets.summary.as_ref().expect("summary target");
-                let ids = orderflow_readstore::summary::maintenance::ids_after(
-                    pool,
-                    last.unwrap_or(Uuid::nil()),
-                    batch,
-                )
-                .await?;
-                *after = ids.last().map_or(Walk::Done, |id| Walk::After(Some(*id)));
-                Ok(Some(ids))
-            }
-            (Self::Search, Walk::After(last)) => {
-                let search = targets.search.as_ref().expect("search target");
-                let ids = search.ids_after(*last, batch).await?;
-                *after = ids.last().map_or(Walk::Done, |id| Walk::After(Some(*id)));
-                Ok(Some(ids))
-            }
-            (Self::Status, Walk::Cursor(cursor)) => {
-                let status = targets.status.as_ref().expect("status target");
-                let (next, ids) = status
-                    .scan_ids(*cursor, usize::try_from(batch).unwrap_or(1000))
-                    .await?;
-                *after = if next == 0 {
-                    Walk::Done
-                } else {
-                    Walk::Cursor(next)
-                };
-                Ok(Some(ids))
-            }
-            _ => unreachable!("a walk is started for its own store"),
-        }
-    }
-
-    fn walk(self) -> Walk {
-        match self {
-            Self::Status => Walk::Cursor(0),
-            Self::Summary | Self::Search => Walk::After(None),
-        }
-    }
-
-    /// Writes the write model's state for `drifted` orders; returns how many
-    /// were repaired.
-    async fn repair(
-        self,
-        targets: &Targets,
-        drifted: &[(Uuid, Drift, i64)],
-        expected: &HashMap<Uuid, OrderSummary>,
-    ) -> anyhow::Result<u64> {
-        let mut forward = Vec::new();
-        let mut replace = Vec::new();
-        let mut extra = Vec::new();
-        for (id, drift, seen) in drifted {
-            match (drift, expected.get(id)) {
-                (Drift::Extra, _) => extra.push(*id),
-                (Drift::Missing | Drift::Behind, Some(want)) => forward.push(want.clone()),
-                (Drift::Ahead | Drift::Differs, Some(want)) => replace.push((*seen, want)),
-                (_, None) => {}
-            }
-        }
-        let mut repaired = 0;
-        match self {
-            Self::Summary => {
-                let pool = targets.summary.as_ref().expect("summary target");
-                repaired +=
-                    orderflow_readstore::summary::maintenance::backfill(pool, &forward).await?;
-                repaired +=
-                    orderflow_readstore::summary::maintenance::replace(pool, &replace).await?;
-                repaired += orderflow_readstore::summary::maintenance::remove(pool, &extra).await?;
-            }
-            Self::Search => {
-                let search = targets.search.as_ref().expect("search target");
-                repaired += search.backfill(&forward).await?;
-                // A document cannot be moved back below its external version
-                // (the engine's guard against stale writes); only a rebuild
-                // of the index fixes one that is ahead.
-                let same_version: Vec<&OrderSummary> = replace
-                    .iter()
-                    .filter(|(seen, want)| *seen == want.version)
-                    .map(|(_, want)| *want)
-                    .collect();
-                if same_version.len() < replace.len() {
-                    tracing::warn!(
-                        documents = replace.len() - same_version.len(),
-                        "orderctl.reconcile search documents ahead of the write model cannot be \
-                         moved back in place; rebuild the index"
-                    );
-                }
-                repaired += search.overwrite(&same_version).await?;
-                repaired += search.remove(&extra).await?;
-            }
-            Self::Status => {
-                let status = targets.status.as_ref().expect("status target");
-                repaired += status.backfill(&forward).await?;
-                repaired += status.replace(&replace).await?;
-                repaired += status.remove(&extra).await?;
-            }
-        }
-        Ok(repaired)
-    }
-}
-
-/// Where a walk over a read model's orders is.
-#[derive(Debug, Clone, Copy)]
-enum Walk {
-    After(Option<Uuid>),
-    Cursor(u64),
-    Done,
-}
-
-fn classify(want: &OrderSummary, stored: Option<&Stored>) -> Option<(Drift, i64)> {
-    match stored.map(|s| s.judge(want)).as_ref() {
-        None => Some((Drift::Missing, 0)),
-        Some((version, _)) if *version < want.version => Some((Drift::Behind, *version)),
-        Some((version, _)) if *version > want.version => Some((Drift::Ahead, *version)),
-        Some((version, false)) => Some((Drift::Differs, *version)),
-        Some(_) => None,
-    }
+    Ok(store.backfill(&forward).await?
+        + store.replace(&replace).await?
+        + store.remove(&extra).await?)
 }
 
 /// Compares the write model behind `write` with every read model in
@@ -318,29 +203,53 @@ pub async fn reconcile(
     options: &Options,
     token: &CancellationToken,
 ) -> anyhow::Result<ReconcileReport> {
+    reconcile_with_progress(write, targets, options, token, &Silent).await
+}
+
+/// [`reconcile`], reporting how far each pass is to `progress`
+/// (`orderctl reconcile` draws a bar on a terminal).
+pub async fn reconcile_with_progress(
+    write: &PgPool,
+    targets: &Targets,
+    options: &Options,
+    token: &CancellationToken,
+    progress: &dyn Progress,
+) -> anyhow::Result<ReconcileReport> {
+    let stores = targets.stores();
+    let stores: Vec<&dyn ReadStore> = stores.iter().map(AsRef::as_ref).collect();
+    let (mut report, checked) = reconcile_stores(write, &stores, options, token, progress).await?;
+    for (store, checked) in stores.iter().zip(checked) {
+        *report.slot(store.model())? = Some(checked);
+    }
+    Ok(report)
+}
+
+/// The one code path over any read stores: each store's findings, in the
+/// order of `stores`, and the report without them.
+async fn reconcile_stores(
+    write: &PgPool,
+    stores: &[&dyn ReadStore],
+    options: &Options,
+    token: &CancellationToken,
+    progress: &dyn Progress,
+) -> anyhow::Result<(ReconcileReport, Vec<StoreReport>)> {
     anyhow::ensure!(options.batch >= 1, "batch must be at least 1");
     let started = Instant::now();
-    let stores: Vec<Store> = [
-        (Store::Summary, targets.summary.is_some()),
-        (Store::Search, targets.search.is_some()),
-        (Store::Status, targets.status.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(store, on)| on.then_some(store))
-    .collect();
-    if let Some(search) = &targets.search {
-        // Documents indexed a moment ago are searchable for the extras walk.
-        search
-            .client
-            .indices()
-            .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
-                &search.alias,
-            ]))
-            .send()
-            .await?;
+    let page = usize::try_from(options.batch)?;
+    for store in stores {
+        // What was written a moment ago is seen by the extras walk.
+        store.refresh().await?;
     }
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(write)
+        .await?;
+    let total = u64::try_from(total).unwrap_or(0);
 
     // Pass 1: every order of the write model against every read model.
+    // Each read model is read *before* the write model, so that it is never
+    // seen ahead of the write model just because an order moved on between
+    // the two reads.
+    progress.phase("compare", total);
     let mut report = ReconcileReport::default();
     let mut reports: Vec<StoreReport> = vec![StoreReport::default(); stores.len()];
     let mut suspects: Vec<Vec<Uuid>> = vec![Vec::new(); stores.len()];
@@ -358,65 +267,68 @@ pub async fn reconcile(
         after = Some(last);
         report.orders += ids.len() as u64;
         let mut stored = Vec::with_capacity(stores.len());
-        for store in &stores {
-            stored.push(store.load(targets, &ids).await?);
+        for store in stores {
+            stored.push(store.read(&ids).await?);
         }
         let expected = orderflow_writemodel::readback::summaries(write, Some(&ids)).await?;
         for (i, stored) in stored.iter().enumerate() {
             reports[i].checked += expected.len() as u64;
             suspects[i].extend(
-                expected
-                    .iter()
-                    .filter(|want| classify(want, stored.get(&want.order_id)).is_some())
-                    .map(|want| want.order_id),
+                drifted(stores[i], &expected, stored)?
+                    .into_iter()
+                    .map(|(id, _, _)| id),
             );
         }
+        progress.position(report.orders);
     }
+    progress.finish(&format!("{} orders", report.orders));
 
     // Pass 2: whatever looked drifted, read again from both sides.
-    if suspects.iter().any(|s| !s.is_empty()) {
+    let suspected: usize = suspects.iter().map(Vec::len).sum();
+    if suspected > 0 {
         tokio::time::sleep(options.recheck_after).await;
+        progress.phase("recheck", suspected as u64);
     }
+    let mut rechecked = 0;
     for (i, store) in stores.iter().enumerate() {
-        for chunk in suspects[i].chunks(usize::try_from(options.batch)?) {
-            let stored = store.load(targets, chunk).await?;
+        for chunk in suspects[i].chunks(page) {
+            let stored = store.read(chunk).await?;
             let expected = orderflow_writemodel::readback::summaries(write, Some(chunk)).await?;
-            let drifted: Vec<(Uuid, Drift, i64)> = expected
-                .iter()
-                .filter_map(|want| {
-                    classify(want, stored.get(&want.order_id)).map(|(d, v)| (want.order_id, d, v))
-                })
-                .collect();
+            let drifted = drifted(*store, &expected, &stored)?;
             let expected: HashMap<Uuid, OrderSummary> =
                 expected.into_iter().map(|s| (s.order_id, s)).collect();
-            record(
-                &mut reports[i],
-                store,
-                targets,
-                &drifted,
-                &expected,
-                options,
-            )
-            .await?;
+            record(&mut reports[i], *store, &drifted, &expected, options).await?;
+            rechecked += chunk.len() as u64;
+            progress.position(rechecked);
         }
+    }
+    if suspected > 0 {
+        progress.finish(&format!("{rechecked} suspects"));
     }
 
     // Pass 3: orders a read model has and the write model does not.
     for (i, store) in stores.iter().enumerate() {
-        let mut walk = store.walk();
+        if !complete {
+            break;
+        }
+        // As many as the write model has, unless some are extra.
+        progress.phase(&format!("{} extras", store.model()), report.orders);
+        let mut walked = 0;
+        let mut pages = store.ids(page);
         // SCAN may name a key twice, even across calls.
         let mut counted: HashSet<Uuid> = HashSet::new();
-        while complete {
+        loop {
             if token.is_cancelled() {
                 complete = false;
                 break;
             }
-            let Some(ids) = store.ids_after(targets, &mut walk, options.batch).await? else {
+            let Some(ids) = pages.try_next().await? else {
                 break;
             };
             if ids.is_empty() {
                 continue;
             }
+            walked += ids.len() as u64;
             let known: HashSet<Uuid> =
                 sqlx::query_scalar("SELECT id FROM orders WHERE id = ANY($1)")
                     .bind(&ids)
@@ -429,35 +341,21 @@ pub async fn reconcile(
                 .filter(|id| !known.contains(id) && counted.insert(**id))
                 .map(|id| (*id, Drift::Extra, 0))
                 .collect();
-            record(
-                &mut reports[i],
-                store,
-                targets,
-                &extra,
-                &HashMap::new(),
-                options,
-            )
-            .await?;
+            record(&mut reports[i], *store, &extra, &HashMap::new(), options).await?;
+            progress.position(walked);
         }
+        progress.finish(&format!("{walked} walked"));
     }
 
-    for (store, store_report) in stores.iter().zip(reports) {
-        match store {
-            Store::Summary => report.summary = Some(store_report),
-            Store::Search => report.search = Some(store_report),
-            Store::Status => report.status = Some(store_report),
-        }
-    }
     report.complete = complete;
     report.elapsed = started.elapsed();
-    Ok(report)
+    Ok((report, reports))
 }
 
 /// Counts confirmed drift, and repairs it when asked.
 async fn record(
     report: &mut StoreReport,
-    store: &Store,
-    targets: &Targets,
+    store: &dyn ReadStore,
     drifted: &[(Uuid, Drift, i64)],
     expected: &HashMap<Uuid, OrderSummary>,
     options: &Options,
@@ -472,7 +370,7 @@ async fn record(
         }
     }
     if options.repair {
-        let repaired = store.repair(targets, drifted, expected).await?;
+        let repaired = repair(store, drifted, expected).await?;
         report.repaired += repaired;
         report.unrepaired += drifted.len() as u64 - repaired.min(drifted.len() as u64);
     }

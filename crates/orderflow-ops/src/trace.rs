@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
+use orderflow_readstore::ReadStore as _;
 use orderflow_readstore::search::SearchProjection;
 use orderflow_readstore::status::StatusProjection;
 use rdkafka::ClientConfig;
@@ -238,11 +239,11 @@ async fn projector_views(
         .map(|s| s.version);
     let status = sources
         .status
-        .load(&[order_id])
+        .read(&[order_id])
         .await
         .context("reading the status cache (REDIS_URL)")?
         .get(&order_id)
-        .map(|(_, version)| *version);
+        .map(|stored| stored.version);
     let stores: HashMap<&str, Option<i64>> = HashMap::from([
         (orderflow_readstore::summary::NAME, summary),
         (orderflow_readstore::search::NAME, search),

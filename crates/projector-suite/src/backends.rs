@@ -1,16 +1,20 @@
 //! The three projectors behind one interface, for a suite that runs the
-//! same tests against each.
+//! same tests against each: a [`Backend`] starts its projector as a process
+//! and names its store as a [`ReadStore`], which the suite reads, walks and
+//! writes through, the same code for every store (the trait `orderctl`'s
+//! backfill and reconcile use too).
 
-use std::collections::BTreeMap;
-
-use elasticsearch::indices::IndicesRefreshParts;
-use elasticsearch::{Elasticsearch, SearchParts};
+use elasticsearch::Elasticsearch;
+use futures::TryStreamExt as _;
 use orderflow_readmodel::OrderSummary;
+use orderflow_readstore::ReadStore;
+use orderflow_readstore::search::SearchProjection;
+use orderflow_readstore::status::StatusProjection;
+use orderflow_readstore::summary::SummaryProjection;
 use orderflow_testkit::{
     TestDatabase, fresh_read_database, fresh_topics, kafka_brokers, unique_name,
 };
-use redis::AsyncCommands as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Which projector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +73,32 @@ impl Backend {
     /// Every backend, for the suite.
     pub fn all() -> [Backend; 3] {
         [Backend::Summary, Backend::Search, Backend::Status]
+    }
+
+    /// The backend's store in `env`, as the jobs and the suite see it.
+    pub fn store(self, env: &Env) -> Box<dyn ReadStore> {
+        match self {
+            Backend::Summary => Box::new(SummaryProjection {
+                pool: env.db.pool.clone(),
+            }),
+            Backend::Search => {
+                let url = env.search_url.parse().expect("search url");
+                let transport = elasticsearch::http::transport::TransportBuilder::new(
+                    elasticsearch::http::transport::SingleNodeConnectionPool::new(url),
+                )
+                .disable_proxy()
+                .build()
+                .expect("transport");
+                Box::new(SearchProjection {
+                    client: Elasticsearch::new(transport),
+                    alias: env.alias.clone(),
+                })
+            }
+            Backend::Status => {
+                let client = redis::Client::open(env.redis_url.as_str()).expect("redis url");
+                Box::new(StatusProjection::new(client, env.prefix.clone()))
+            }
+        }
     }
 
     /// Starts the projector on `env`.
@@ -190,37 +220,11 @@ impl Running {
 /// does, behind the projector's back (version-guarded, no inbox, no event):
 /// for tests of what the projector does when its store moved without it.
 pub async fn write_bypassing(backend: Backend, env: &Env, summaries: &[OrderSummary]) {
-    match backend {
-        Backend::Summary => {
-            orderflow_readstore::summary::maintenance::backfill(&env.db.pool, summaries)
-                .await
-                .expect("summary backfill");
-        }
-        Backend::Search => {
-            let url = env.search_url.parse().expect("search url");
-            let transport = elasticsearch::http::transport::TransportBuilder::new(
-                elasticsearch::http::transport::SingleNodeConnectionPool::new(url),
-            )
-            .disable_proxy()
-            .build()
-            .expect("transport");
-            let projection = orderflow_readstore::search::SearchProjection {
-                client: Elasticsearch::new(transport),
-                alias: env.alias.clone(),
-            };
-            projection
-                .backfill(summaries)
-                .await
-                .expect("search backfill");
-        }
-        Backend::Status => {
-            let client = redis::Client::open(env.redis_url.as_str()).expect("redis url");
-            orderflow_readstore::status::StatusProjection::new(client, env.prefix.clone())
-                .backfill(summaries)
-                .await
-                .expect("status backfill");
-        }
-    }
+    let store = backend.store(env);
+    store
+        .backfill(summaries)
+        .await
+        .unwrap_or_else(|e| panic!("{} backfill: {e:#}", store.model()));
 }
 
 /// The summary version 1 (`OrderPlaced`) makes of an order.
@@ -232,81 +236,31 @@ pub fn placed_summary(placed: &orderflow_contracts::Envelope) -> OrderSummary {
     }
 }
 
-/// Reads a backend's read model (without needing a running projector).
+/// Reads a backend's read model (without needing a running projector):
+/// every order the store holds, walked and read through its [`ReadStore`],
+/// as `{order_id: document}` with each document as the store keeps it. A
+/// store that cannot be read yet (the index not created, the store down)
+/// reads as empty, so callers poll until it has what they wait for.
 pub async fn read_state(backend: Backend, env: &Env) -> Value {
-    match backend {
-        Backend::Summary => {
-            let rows: Vec<(uuid::Uuid, Value)> = sqlx::query_as(
-                "SELECT order_id, to_jsonb(s) FROM order_summary s ORDER BY order_id",
-            )
-            .fetch_all(&env.db.pool)
-            .await
-            .expect("summary rows");
-            Value::Object(
-                rows.into_iter()
-                    .map(|(id, row)| (id.to_string(), row))
-                    .collect(),
-            )
-        }
-        Backend::Search => search_state(env)
-            .await
-            .unwrap_or(Value::Object(Default::default())),
-        Backend::Status => {
-            let client = redis::Client::open(env.redis_url.as_str()).expect("redis url");
-            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-                return Value::Object(Default::default());
-            };
-            let keys: Vec<String> = conn
-                .keys(format!("{}order:*", env.prefix))
-                .await
-                .unwrap_or_default();
-            let mut out = BTreeMap::new();
-            for key in keys {
-                let hash: BTreeMap<String, String> = conn.hgetall(&key).await.unwrap_or_default();
-                let id = key.rsplit(':').next().unwrap_or_default().to_owned();
-                let version = hash.get("version").and_then(|v| v.parse::<i64>().ok());
-                out.insert(id, json!({"status": hash.get("status"), "version": version, "updated_at": hash.get("updated_at")}));
-            }
-            json!(out)
-        }
-    }
+    stored_documents(backend.store(env).as_ref())
+        .await
+        .unwrap_or(Value::Object(Default::default()))
 }
 
-async fn search_state(env: &Env) -> Option<Value> {
-    let url = env.search_url.parse().ok()?;
-    let transport = elasticsearch::http::transport::TransportBuilder::new(
-        elasticsearch::http::transport::SingleNodeConnectionPool::new(url),
-    )
-    .disable_proxy()
-    .build()
-    .ok()?;
-    let client = Elasticsearch::new(transport);
-    client
-        .indices()
-        .refresh(IndicesRefreshParts::Index(&[&env.alias]))
-        .send()
-        .await
-        .ok()?;
-    let body: Value = client
-        .search(SearchParts::Index(&[&env.alias]))
-        .body(json!({"query": {"match_all": {}}, "size": 10000, "sort": [{"order_id": "asc"}]}))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let hits = body["hits"]["hits"].as_array()?;
-    Some(Value::Object(
-        hits.iter()
-            .map(|h| {
-                (
-                    h["_id"].as_str().unwrap_or_default().to_owned(),
-                    h["_source"].clone(),
-                )
-            })
-            .collect(),
-    ))
+async fn stored_documents(store: &dyn ReadStore) -> anyhow::Result<Value> {
+    store.refresh().await?;
+    let mut out = serde_json::Map::new();
+    let mut pages = store.ids(1000);
+    while let Some(ids) = pages.try_next().await? {
+        for (id, stored) in store.read(&ids).await? {
+            out.insert(id.to_string(), stored.document);
+        }
+    }
+    // Sorted by order id whatever the walk's order (the map sorts unless
+    // serde_json's preserve_order is on).
+    let mut entries: Vec<(String, Value)> = out.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Value::Object(entries.into_iter().collect()))
 }
 
 impl Drop for Running {

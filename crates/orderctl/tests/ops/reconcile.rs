@@ -9,6 +9,8 @@ use orderflow_ops::backfill::backfill;
 use orderflow_ops::reconcile::{Drift, Options, ReconcileReport, reconcile};
 use orderflow_ops::seed::seed;
 use orderflow_readmodel::OrderSummary;
+use orderflow_readstore::ReadStore as _;
+use orderflow_readstore::summary::SummaryProjection;
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -264,10 +266,13 @@ async fn a_repair_never_overwrites_what_a_projector_moved_on() {
     // Reconcile saw version 3 here, but a projector has written 4 since:
     // the repair must leave 4 alone.
     want.customer_name = "Stale".into();
-    let summary =
-        orderflow_readstore::summary::maintenance::replace(&stores.read.pool, &[(3, &want)])
-            .await
-            .expect("summary replace");
+    let summary = SummaryProjection {
+        pool: stores.read.pool.clone(),
+    };
+    let replaced = summary
+        .replace(&[(3, &want)])
+        .await
+        .expect("summary replace");
     let status = stores
         .targets
         .status
@@ -276,17 +281,17 @@ async fn a_repair_never_overwrites_what_a_projector_moved_on() {
         .replace(&[(3, &want)])
         .await
         .expect("status replace");
-    assert_eq!((summary, status), (0, 0));
+    assert_eq!((replaced, status), (0, 0));
     let now = snapshot(&mut stores, &[order]).await;
     assert_ne!(now.summaries[&order].customer_name, "Stale");
     assert_eq!(now.summaries[&order].version, 4);
     assert_eq!(now.status[&order], ("delivered".to_owned(), 4));
 
     // With the version it really has, the same repair goes through.
-    let replaced =
-        orderflow_readstore::summary::maintenance::replace(&stores.read.pool, &[(4, &want)])
-            .await
-            .expect("summary replace");
+    let replaced = summary
+        .replace(&[(4, &want)])
+        .await
+        .expect("summary replace");
     assert_eq!(replaced, 1);
     let now = snapshot(&mut stores, &[order]).await;
     assert_eq!(now.summaries[&order].customer_name, "Stale");

@@ -1,5 +1,6 @@
-//! What `orderctl` does to the status cache outside the event flow:
-//! backfill from the write model, and the reads and repairs of `reconcile`.
+//! The status cache as a [`ReadStore`]: what `orderctl` does to it outside
+//! the event flow (backfill from the write model, and the reads, walks and
+//! repairs of `reconcile`).
 //!
 //! Each write is a script that checks the stored version first, so it is
 //! safe beside a live projector; all of a batch goes in one pipelined round
@@ -8,13 +9,112 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context as _;
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt as _};
 use orderflow_readmodel::OrderSummary;
 use redis::aio::ConnectionManager;
+use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::StatusProjection;
 use super::projection::{generation_key, order_key, order_keys};
+use crate::store::{ReadStore, Stored};
+
+#[async_trait]
+impl ReadStore for StatusProjection {
+    fn model(&self) -> &'static str {
+        "status"
+    }
+
+    /// Each order's `{status, version, updated_at}` in the generation this
+    /// projection works on; an entry without status or version is absent.
+    async fn read(&self, orders: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Stored>> {
+        if orders.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let generation = self.generation().await?;
+        let mut conn = self.maintenance_connection().await?;
+        let mut pipe = redis::pipe();
+        for order in orders {
+            pipe.cmd("HMGET")
+                .arg(order_key(&self.prefix, generation, *order))
+                .arg("status")
+                .arg("version")
+                .arg("updated_at");
+        }
+        let entries: Vec<(Option<String>, Option<i64>, Option<String>)> =
+            pipe.query_async(&mut conn).await?;
+        Ok(orders
+            .iter()
+            .zip(entries)
+            .filter_map(|(order, entry)| match entry {
+                (Some(status), Some(version), updated_at) => Some((
+                    *order,
+                    Stored {
+                        version,
+                        document: json!({
+                            "status": status,
+                            "version": version,
+                            "updated_at": updated_at,
+                        }),
+                    },
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn ids(&self, page: usize) -> BoxStream<'_, anyhow::Result<Vec<Uuid>>> {
+        stream::try_unfold(Some(0), move |cursor| async move {
+            let Some(cursor) = cursor else {
+                return Ok(None);
+            };
+            let (next, ids) = self.scan_ids(cursor, page).await?;
+            Ok(Some((ids, (next != 0).then_some(next))))
+        })
+        .boxed()
+    }
+
+    async fn backfill(&self, summaries: &[OrderSummary]) -> anyhow::Result<u64> {
+        StatusProjection::backfill(self, summaries)
+            .await
+            .context("writing Redis")
+    }
+
+    async fn replace(&self, rows: &[(i64, &OrderSummary)]) -> anyhow::Result<u64> {
+        let rows: Vec<(Option<i64>, &OrderSummary)> =
+            rows.iter().map(|(seen, s)| (Some(*seen), *s)).collect();
+        self.scripted(include_str!("repair.lua"), &rows).await
+    }
+
+    async fn remove(&self, orders: &[Uuid]) -> anyhow::Result<u64> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let generation = self.generation().await?;
+        let mut conn = self.maintenance_connection().await?;
+        let keys: Vec<String> = orders
+            .iter()
+            .map(|o| order_key(&self.prefix, generation, *o))
+            .collect();
+        let removed: u64 = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+        Ok(removed)
+    }
+
+    /// The cache keeps an order's status (and when it last changed, which
+    /// is not compared: the query API serves only the status and version
+    /// from here).
+    fn differences(
+        &self,
+        stored: &Stored,
+        want: &OrderSummary,
+    ) -> anyhow::Result<Vec<&'static str>> {
+        let same = stored.document["status"].as_str() == Some(want.status.as_str());
+        Ok(if same { Vec::new() } else { vec!["status"] })
+    }
+}
 
 impl StatusProjection {
     async fn maintenance_connection(&self) -> anyhow::Result<ConnectionManager> {
@@ -42,15 +142,6 @@ impl StatusProjection {
     pub async fn backfill(&self, summaries: &[OrderSummary]) -> anyhow::Result<u64> {
         let rows: Vec<(Option<i64>, &OrderSummary)> = summaries.iter().map(|s| (None, s)).collect();
         self.scripted(include_str!("backfill.lua"), &rows).await
-    }
-
-    /// Replaces each `(seen version, summary)` entry that still has the
-    /// version seen, whatever the summary's own version. Returns how many
-    /// keys were replaced.
-    pub async fn replace(&self, rows: &[(i64, &OrderSummary)]) -> anyhow::Result<u64> {
-        let rows: Vec<(Option<i64>, &OrderSummary)> =
-            rows.iter().map(|(seen, s)| (Some(*seen), *s)).collect();
-        self.scripted(include_str!("repair.lua"), &rows).await
     }
 
     /// Runs `script` once per order, in one pipeline; its ARGV are the seen
@@ -88,31 +179,6 @@ impl StatusProjection {
         Ok(written.into_iter().filter(|w| *w == 1).count() as u64)
     }
 
-    /// The cached `(status, version)` of `orders` (absent ones are missing).
-    pub async fn load(&self, orders: &[Uuid]) -> anyhow::Result<HashMap<Uuid, (String, i64)>> {
-        if orders.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let generation = self.generation().await?;
-        let mut conn = self.maintenance_connection().await?;
-        let mut pipe = redis::pipe();
-        for order in orders {
-            pipe.cmd("HMGET")
-                .arg(order_key(&self.prefix, generation, *order))
-                .arg("status")
-                .arg("version");
-        }
-        let entries: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut conn).await?;
-        Ok(orders
-            .iter()
-            .zip(entries)
-            .filter_map(|(order, entry)| match entry {
-                (Some(status), Some(version)) => Some((*order, (status, version))),
-                _ => None,
-            })
-            .collect())
-    }
-
     /// One step of walking the cached order ids: `(next cursor, ids)`, done
     /// when the next cursor is 0. An id may come twice (SCAN's contract).
     pub async fn scan_ids(&self, cursor: u64, count: usize) -> anyhow::Result<(u64, Vec<Uuid>)> {
@@ -135,21 +201,6 @@ impl StatusProjection {
             })
             .collect();
         Ok((next, ids))
-    }
-
-    /// Deletes the entries of `orders`. Returns how many were there.
-    pub async fn remove(&self, orders: &[Uuid]) -> anyhow::Result<u64> {
-        if orders.is_empty() {
-            return Ok(0);
-        }
-        let generation = self.generation().await?;
-        let mut conn = self.maintenance_connection().await?;
-        let keys: Vec<String> = orders
-            .iter()
-            .map(|o| order_key(&self.prefix, generation, *o))
-            .collect();
-        let removed: u64 = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
-        Ok(removed)
     }
 }
 
