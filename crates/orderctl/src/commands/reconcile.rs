@@ -8,6 +8,7 @@
 
 use std::process::ExitCode;
 
+use orderflow_ops::rebuild::progress;
 use orderflow_ops::reconcile::{self, Drift, ReconcileReport};
 use orderflow_readstore::reconcile_runs::{self, Example, KINDS, ModelCheck};
 use orderflow_service::config::parse_duration;
@@ -58,7 +59,17 @@ pub async fn run(
     };
     let started_at = OffsetDateTime::now_utc();
     let run_id = reconcile_runs::start(&read, args.repair).await?;
-    let report = match reconcile::reconcile(&write, &targets, &options, token).await {
+    // A bar with rate and ETA on a terminal, plain lines elsewhere.
+    let progress = progress::for_stderr();
+    let report = match reconcile::reconcile_with_progress(
+        &write,
+        &targets,
+        &options,
+        token,
+        progress.as_ref(),
+    )
+    .await
+    {
         Ok(report) => report,
         Err(err) => {
             let why = format!("{err:#}");
