@@ -1,8 +1,9 @@
 //! Support for the projector suite: a deterministic event sequence, the
 //! checked-in history with its snapshots ([`history`]), a way to
 //! put events on a topic of the test's own, and one [`Backend`] per
-//! projector that starts it in-process against isolated resources and reads
-//! its read model back as comparable JSON.
+//! projector that starts it as a process of its built binary against
+//! isolated resources and reads its store back as comparable JSON through
+//! the store's `ReadStore` (the same code for every backend).
 
 pub mod backends;
 pub mod events;
