@@ -7,9 +7,9 @@
 //! - **api**: `POST /orders` (3 lines) through HTTP, extractors, validation,
 //!   the domain and the transaction, against the service running in this
 //!   process on loopback;
-//! - **raw**: the same SQL transaction (same statements, same locks, same
-//!   outbox row) issued directly with sqlx: no HTTP, no JSON parsing, no
-//!   domain logic.
+//! - **raw**: the same SQL (PlaceOrder's read and its one writing
+//!   statement: same locks, same outbox row) issued directly with sqlx: no
+//!   HTTP, no JSON parsing, no domain logic.
 //!
 //! The ratio raw/api is what the service layers cost. Both run in one
 //! invocation on the same database, so the machine's noise hits both.
@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use order_command::app::{AppState, router};
-use order_command::faults::Faults;
 use orderflow_testkit::bench::{Stats, stats};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -96,7 +95,6 @@ async fn fixture() -> Fixture {
     let state = AppState {
         pool: db.pool.clone(),
         idempotency_ttl: Duration::from_secs(3600),
-        faults: Arc::new(Faults::default()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -164,63 +162,54 @@ fn order_body(customer: Uuid, products: &[Uuid], pick: [usize; LINES]) -> Value 
     })
 }
 
-/// The SQL of one PlaceOrder, statement for statement, without the service.
+/// The SQL of one PlaceOrder, statement for statement (its read, then its
+/// one writing statement), without the service.
 async fn raw_place(f: &Fixture, pick: [usize; LINES]) {
     let mut ids: Vec<Uuid> = pick.iter().map(|&p| f.products[p]).collect();
     ids.sort_unstable();
     let order = Uuid::now_v7();
-    let mut tx = f.pool.begin().await.expect("begin");
-    let _customer: (String, String) =
-        sqlx::query_as("SELECT name, email FROM customers WHERE id = $1")
-            .bind(f.customer)
-            .fetch_one(&mut *tx)
-            .await
-            .expect("customer");
-    let rows: Vec<(Uuid, String, String, i64, String, bool, i64)> =
-        sqlx::query_as(include_str!("../src/sql/products_lock.sql"))
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await
-            .expect("products");
-    let now = time::OffsetDateTime::now_utc();
-    sqlx::query(include_str!("../src/sql/order_insert.sql"))
+    let mut conn = f.pool.acquire().await.expect("connection");
+    let rows: Vec<RawRead> = sqlx::query_as(include_str!("../src/sql/place_read.sql"))
+        .bind(f.customer)
+        .bind(&ids)
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("read");
+    let n = rows.len();
+    let event = Uuid::now_v7();
+    let mut envelope = f.envelope.clone();
+    envelope["event_id"] = json!(event);
+    envelope["aggregate_id"] = json!(order);
+    let claimed: bool = sqlx::query_scalar(include_str!("../src/sql/place_write.sql"))
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .bind(None::<&[u8]>)
+        .bind(None::<f64>)
+        .bind(201_i16)
+        .bind(br#"{"order_id":"-","version":1,"status":"placed"}"#.as_slice())
+        .bind(format!("/orders/{order}"))
+        .bind("\"1\"")
         .bind(order)
         .bind(f.customer)
-        .bind("Bench Customer")
-        .bind("bench@example.com")
+        .bind(&rows[0].customer_name)
+        .bind(&rows[0].customer_email)
         .bind("placed")
         .bind(1_i64)
         .bind("EUR")
-        .bind(rows.iter().map(|r| r.3).sum::<i64>())
+        .bind(rows.iter().map(|r| r.unit_price_minor).sum::<i64>())
         .bind(json!({"line1": "1 Bench Street", "city": "Leeds", "postal_code": "LS1 1AA", "country": "GB"}))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .expect("order");
-    let n = rows.len();
-    sqlx::query(include_str!("../src/sql/order_lines_insert.sql"))
-        .bind(order)
+        .bind(time::OffsetDateTime::now_utc())
+        .bind(None::<&str>)
         .bind((1..=n as i32).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.sku.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.unit_price_minor).collect::<Vec<_>>())
         .bind(vec![1_i32; n])
-        .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await
-        .expect("lines");
-    sqlx::query(include_str!("../src/sql/stock_adjust.sql"))
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(vec![-1_i64; n])
-        .execute(&mut *tx)
-        .await
-        .expect("stock");
-    let mut envelope = f.envelope.clone();
-    envelope["event_id"] = json!(Uuid::now_v7());
-    envelope["aggregate_id"] = json!(order);
-    sqlx::query(include_str!("../../orderflow-outbox/src/sql/append.sql"))
-        .bind(vec![Uuid::now_v7()])
+        .bind(rows.iter().map(|r| r.unit_price_minor).collect::<Vec<_>>())
+        .bind(vec![event])
         .bind(vec!["OrderPlaced"])
         .bind(vec![1_i32])
         .bind(vec!["order"])
@@ -228,10 +217,21 @@ async fn raw_place(f: &Fixture, pick: [usize; LINES]) {
         .bind(vec![1_i64])
         .bind(vec![envelope])
         .bind(None::<String>)
-        .execute(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
-        .expect("outbox");
-    tx.commit().await.expect("commit");
+        .expect("write");
+    assert!(claimed);
+}
+
+/// The columns of PlaceOrder's read that the write needs.
+#[derive(sqlx::FromRow)]
+struct RawRead {
+    customer_name: String,
+    customer_email: String,
+    id: Uuid,
+    sku: String,
+    name: String,
+    unit_price_minor: i64,
 }
 
 async fn api_place(f: &Fixture, pick: [usize; LINES]) {

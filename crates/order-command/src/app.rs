@@ -1,6 +1,5 @@
 //! The command API's router and shared state.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +11,6 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::ApiResult;
 use crate::extract::{Actor, IdempotencyKey};
-use crate::faults::Faults;
 use crate::idempotency::{self, StoredResponse};
 use crate::{catalog, orders};
 
@@ -25,8 +23,6 @@ pub struct AppState {
     pub pool: PgPool,
     /// How long an Idempotency-Key is remembered.
     pub idempotency_ttl: Duration,
-    /// Fault points, armed only by tests.
-    pub faults: Arc<Faults>,
 }
 
 impl AppState {

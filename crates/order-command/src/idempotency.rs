@@ -6,7 +6,8 @@
 //! (the command failed and changed nothing) it claims the key and runs. So
 //! however many copies arrive at once, the command takes effect once.
 //! Failed commands store nothing, so a retry of a refused request is
-//! evaluated afresh.
+//! evaluated afresh. PlaceOrder claims its key in its one writing statement
+//! instead, with the response (see `orders::place`), under the same rules.
 
 use std::time::Duration;
 
@@ -101,34 +102,45 @@ pub async fn claim(
     if claimed.is_some() {
         return Ok(Claim::Fresh);
     }
-    type Row = (
-        Vec<u8>,
-        Option<i16>,
-        Option<Vec<u8>>,
-        Option<String>,
-        Option<String>,
-    );
-    let (hash, status, body, location, etag): Row = sqlx::query_as(
-        "SELECT request_hash, status, response_body, location, etag FROM idempotency_keys \
-             WHERE principal = $1 AND key = $2",
+    let recorded: Recorded = sqlx::query_as(
+        "SELECT request_hash, status, response_body AS body, location, etag \
+         FROM idempotency_keys WHERE principal = $1 AND key = $2",
     )
     .bind(principal)
     .bind(key)
     .fetch_one(&mut *tx)
     .await?;
-    if hash != fingerprint {
-        return Err(ApiError::IdempotencyMismatch);
-    }
-    match (status, body) {
-        (Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
-            status: status as u16,
-            body,
-            location,
-            etag,
-            replayed: true,
-        })),
-        // A committed claim always has its response; anything else is a bug.
-        _ => Err(ApiError::Database(sqlx::Error::RowNotFound)),
+    recorded.replay(fingerprint).map(Claim::Replay)
+}
+
+/// A key's committed record, as read back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recorded {
+    pub request_hash: Vec<u8>,
+    pub status: Option<i16>,
+    pub body: Option<Vec<u8>>,
+    pub location: Option<String>,
+    pub etag: Option<String>,
+}
+
+impl Recorded {
+    /// What the record answers a request with `fingerprint`: its stored
+    /// response, or a refusal when the key was used for another request.
+    pub fn replay(self, fingerprint: &[u8]) -> ApiResult<StoredResponse> {
+        if self.request_hash != fingerprint {
+            return Err(ApiError::IdempotencyMismatch);
+        }
+        match (self.status, self.body) {
+            (Some(status), Some(body)) => Ok(StoredResponse {
+                status: status as u16,
+                body,
+                location: self.location,
+                etag: self.etag,
+                replayed: true,
+            }),
+            // A committed claim always has its response; anything else is a bug.
+            _ => Err(ApiError::Database(sqlx::Error::RowNotFound)),
+        }
     }
 }
 

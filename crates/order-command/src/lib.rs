@@ -10,13 +10,11 @@ pub mod app;
 pub mod catalog;
 pub mod error;
 pub mod extract;
-pub mod faults;
 pub mod idempotency;
 pub mod openapi;
 pub mod orders;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_service::auth::{Auth, AuthArgs};
@@ -78,7 +76,6 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
     let state = app::AppState {
         pool: pool.clone(),
         idempotency_ttl: settings.idempotency_ttl,
-        faults: Arc::new(faults::Faults::default()),
     };
     let listener = shutdown::bind(settings.http_addr).await?;
     tracing::info!(service = NAME, addr = %listener.local_addr()?, "service.start listening");

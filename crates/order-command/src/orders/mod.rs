@@ -1,11 +1,14 @@
 //! Order commands: PlaceOrder and the lifecycle transitions.
 //!
-//! Every command follows the same steps in one transaction: claim the
-//! idempotency key, lock and load the order (or, for PlaceOrder, the catalog
-//! facts it needs), let the pure domain decide, write the new state, the
-//! outbox rows and the idempotency record, commit.
+//! A lifecycle command follows these steps in one transaction: claim the
+//! idempotency key, lock and load the order, let the pure domain decide,
+//! write the new state, the outbox rows and the idempotency record, commit.
+//! PlaceOrder takes the same steps in two round trips, a read and one
+//! writing statement (see [`place`]); either way the state, its events and
+//! the key's record commit together or not at all.
 
 pub mod place;
+mod placement;
 mod store;
 pub mod transition;
 

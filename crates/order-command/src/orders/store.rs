@@ -1,4 +1,5 @@
-//! Reading and writing the order tables inside a command's transaction.
+//! Reading and writing the order tables inside a lifecycle command's
+//! transaction, and the stored columns' conversions PlaceOrder shares.
 
 use orderflow_domain::order::{CustomerSnapshot, ShippingAddress};
 use orderflow_domain::{
@@ -13,11 +14,11 @@ use crate::error::{ApiError, ApiResult};
 
 /// Stored values were validated on the way in; failing to parse one back
 /// means the table was changed behind our back.
-fn corrupt(what: &'static str) -> ApiError {
+pub(super) fn corrupt(what: &'static str) -> ApiError {
     ApiError::Domain(orderflow_domain::DomainError::CorruptHistory(what))
 }
 
-fn text(raw: &str, what: &'static str) -> ApiResult<Text> {
+pub(super) fn text(raw: &str, what: &'static str) -> ApiResult<Text> {
     Text::parse(raw, 10_000).map_err(|_| corrupt(what))
 }
 
@@ -114,106 +115,26 @@ pub async fn lock_order(tx: &mut PgConnection, id: OrderId) -> ApiResult<Option<
     }))
 }
 
-/// The customer as PlaceOrder snapshots them.
-pub async fn load_customer(
-    tx: &mut PgConnection,
-    id: CustomerId,
-) -> ApiResult<Option<CustomerSnapshot>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT name, email FROM customers WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-    row.map(|(name, email)| {
-        Ok(CustomerSnapshot {
-            id,
-            name: text(&name, "customer name")?,
-            email: Email::parse(&email).map_err(|_| corrupt("customer email"))?,
-        })
-    })
-    .transpose()
-}
-
-#[derive(sqlx::FromRow)]
-struct ProductRow {
+/// A product's facts as the domain takes them, from their stored columns.
+pub(super) fn product_facts(
     id: Uuid,
-    sku: String,
-    name: String,
+    sku: &str,
+    name: &str,
     unit_price_minor: i64,
-    currency: String,
+    currency: &str,
     active: bool,
     available: i64,
-}
-
-/// Loads products with their stock, locking the stock rows in id order: two
-/// orders for overlapping products always lock in the same order, so they
-/// queue instead of deadlocking, and neither can oversell.
-pub async fn lock_products(tx: &mut PgConnection, ids: &[Uuid]) -> ApiResult<Vec<ProductFacts>> {
-    let rows: Vec<ProductRow> = sqlx::query_as(include_str!("../sql/products_lock.sql"))
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            let currency = Currency::parse(&r.currency).map_err(|_| corrupt("currency"))?;
-            Ok(ProductFacts {
-                id: ProductId(r.id),
-                sku: Sku::parse(&r.sku).map_err(|_| corrupt("sku"))?,
-                name: text(&r.name, "product name")?,
-                unit_price: orderflow_domain::Money::new(r.unit_price_minor, currency)
-                    .map_err(|_| corrupt("price"))?,
-                active: r.active,
-                available: r.available,
-            })
-        })
-        .collect()
-}
-
-/// Inserts a newly placed order, its lines, and reserves its stock.
-pub async fn insert_order(tx: &mut PgConnection, order: &Order) -> ApiResult<()> {
-    sqlx::query(include_str!("../sql/order_insert.sql"))
-        .bind(order.id.0)
-        .bind(order.customer.id.0)
-        .bind(order.customer.name.as_str())
-        .bind(order.customer.email.as_str())
-        .bind(order.status.as_str())
-        .bind(order.version)
-        .bind(order.currency.as_str())
-        .bind(order.total_minor)
-        .bind(sqlx::types::Json(&order.shipping_address))
-        .bind(order.placed_at)
-        .bind(order.sales_channel.map(SalesChannel::as_str))
-        .execute(&mut *tx)
-        .await?;
-    let n = order.lines.len();
-    let mut line_nos = Vec::with_capacity(n);
-    let mut products = Vec::with_capacity(n);
-    let mut skus = Vec::with_capacity(n);
-    let mut names = Vec::with_capacity(n);
-    let mut prices = Vec::with_capacity(n);
-    let mut quantities = Vec::with_capacity(n);
-    let mut totals = Vec::with_capacity(n);
-    for (i, line) in order.lines.iter().enumerate() {
-        line_nos.push(i as i32 + 1);
-        products.push(line.product_id.0);
-        skus.push(line.sku.as_str().to_owned());
-        names.push(line.product_name.as_str().to_owned());
-        prices.push(line.unit_price_minor);
-        quantities.push(line.quantity.get() as i32);
-        totals.push(line.line_total_minor);
-    }
-    sqlx::query(include_str!("../sql/order_lines_insert.sql"))
-        .bind(order.id.0)
-        .bind(&line_nos)
-        .bind(&products)
-        .bind(&skus)
-        .bind(&names)
-        .bind(&prices)
-        .bind(&quantities)
-        .bind(&totals)
-        .execute(&mut *tx)
-        .await?;
-    adjust_stock(tx, order, -1).await
+) -> ApiResult<ProductFacts> {
+    let currency = Currency::parse(currency).map_err(|_| corrupt("currency"))?;
+    Ok(ProductFacts {
+        id: ProductId(id),
+        sku: Sku::parse(sku).map_err(|_| corrupt("sku"))?,
+        name: text(name, "product name")?,
+        unit_price: orderflow_domain::Money::new(unit_price_minor, currency)
+            .map_err(|_| corrupt("price"))?,
+        active,
+        available,
+    })
 }
 
 /// Adds `sign * quantity` of every line to stock (−1 reserves, +1 releases).

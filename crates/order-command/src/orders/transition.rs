@@ -15,7 +15,14 @@ use crate::access::{Action, allow, owns};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Actor, IdPath, IdempotencyKey, IfMatch, MaybeJson, RequestMeta, fingerprint};
-use crate::faults::{AFTER_STATE_WRITE, BEFORE_COMMIT};
+
+/// Fail point: a transition's state rows are written, its outbox rows not
+/// yet. Armed only by tests (the `fail` crate, `fail::cfg(AFTER_STATE_WRITE,
+/// "return")`); compiled out of builds without its `failpoints` feature, as
+/// release builds are.
+pub const AFTER_STATE_WRITE: &str = "order_command::after_state_write";
+/// Fail point: state and outbox rows are written, just before commit.
+pub const BEFORE_COMMIT: &str = "order_command::before_commit";
 
 /// Body of `POST /orders/{id}/pay` (optional).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -220,10 +227,14 @@ async fn transition(request: Request<'_>, command: Command) -> ApiResult<Respons
             current = evolve(Some(current), event, at)?;
             store::apply_transition(tx, &current, event, at).await?;
         }
-        state.faults.check(AFTER_STATE_WRITE)?;
+        fail::fail_point!(AFTER_STATE_WRITE, |_| Err(ApiError::InjectedFault(
+            AFTER_STATE_WRITE
+        )));
         let envelopes = envelopes(order_id, from_version, &events, &meta, at);
         orderflow_outbox::append(tx, &envelopes, meta.traceparent.as_deref()).await?;
-        state.faults.check(BEFORE_COMMIT)?;
+        fail::fail_point!(BEFORE_COMMIT, |_| Err(ApiError::InjectedFault(
+            BEFORE_COMMIT
+        )));
         Ok(accepted(StatusCode::OK, &current))
     };
     state.execute(&actor, &key, &print, run).await

@@ -1,9 +1,7 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
 use order_command::app::{AppState, api};
-use order_command::faults::Faults;
 use orderflow_service::auth::{Auth, AuthArgs, Claims, Role, mint_hs256};
 use orderflow_testkit::{TestDatabase, fresh_database};
 use reqwest::{Method, StatusCode};
@@ -84,7 +82,6 @@ pub struct TestApp {
     pub base: String,
     pub db: TestDatabase,
     pub http: reqwest::Client,
-    pub faults: Arc<Faults>,
 }
 
 /// A response, read whole.
@@ -149,11 +146,9 @@ pub async fn spawn_with(idempotency_ttl: Duration, auth: AuthArgs) -> TestApp {
         .run(&db.pool)
         .await
         .expect("migrations apply");
-    let faults = Arc::new(Faults::default());
     let state = AppState {
         pool: db.pool.clone(),
         idempotency_ttl,
-        faults: faults.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -164,12 +159,7 @@ pub async fn spawn_with(idempotency_ttl: Duration, auth: AuthArgs) -> TestApp {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    TestApp {
-        base,
-        db,
-        http,
-        faults,
-    }
+    TestApp { base, db, http }
 }
 
 impl TestApp {
