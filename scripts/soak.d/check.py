@@ -84,7 +84,7 @@ class Sampler:
         t = time.time()
         out = {"t": t}
         w = self.guarded("w", lambda: dict(self.conn("w").execute("SELECT id::text, version FROM orders").fetchall()))
-        backlog = self.guarded("w", lambda: self.conn("w").execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0])
+        backlog = self.guarded("w", lambda: self.conn("w").execute("SELECT count(*) FROM outbox").fetchone()[0])
         out["backlog"] = backlog
         if w is None:
             self.samples.append(out)
@@ -224,10 +224,13 @@ class Checker:
             cols = [d.name for d in c.execute(WRITE_PROJECTION + " LIMIT 0").description]
             self.write = {r[0]: dict(zip(cols, r)) for r in rows}
             events = c.execute(
-                "SELECT aggregate_id::text, aggregate_version, event_type, event_id::text, published_at IS NOT NULL, parked_at IS NOT NULL FROM outbox"
+                # Published rows leave `outbox` for `outbox_published`.
+                "SELECT aggregate_id::text, aggregate_version, event_type, event_id::text, false, parked_at IS NOT NULL FROM outbox"
+                " UNION ALL SELECT aggregate_id::text, aggregate_version, event_type, event_id::text, true, false FROM outbox_published"
             ).fetchall()
             orphans = c.execute(
-                "SELECT count(*) FROM outbox x WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = x.aggregate_id)"
+                "SELECT count(*) FROM (SELECT aggregate_id FROM outbox UNION ALL SELECT aggregate_id FROM outbox_published) x"
+                " WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = x.aggregate_id)"
             ).fetchone()[0]
             per_customer = c.execute(
                 "SELECT customer_id::text, count(*) FROM orders GROUP BY customer_id HAVING count(*) > 1"

@@ -4,8 +4,10 @@
 //! A missing order otherwise means searching the API, the outbox, the
 //! broker, three consumers and three stores by hand. The trace reads each
 //! hop's own record of the event: the write model's state and version, the
-//! order's outbox rows (published when, acknowledged at which partition and
-//! offset, or parked and why), whether any relay holds the shard lock, each
+//! order's outbox rows (those still to publish, parked and why, from
+//! `outbox`; those published, when and at which partition and offset, from
+//! `outbox_published`, where the relay moves a row once Kafka acknowledged
+//! it), whether any relay holds the shard lock, each
 //! projector's inbox, held and parked rows and the version its store holds
 //! now, the dead letters that name the order, and how far each consumer
 //! group is behind on the order's partition. A verdict line sums it up.
@@ -110,9 +112,15 @@ pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
             .await
             .context("reading the write model (WRITE_DATABASE_URL)")?;
     let outbox: Vec<OutboxEntry> = sqlx::query_as(
-        "SELECT id, event_id, event_type, aggregate_version, created_at, published_at, \
-                parked_at, park_reason, kafka_partition, kafka_offset, traceparent \
-         FROM outbox WHERE aggregate_id = $1 ORDER BY id",
+        "SELECT id, event_id, event_type, aggregate_version, created_at, \
+                NULL::timestamptz AS published_at, parked_at, park_reason, \
+                NULL::int AS kafka_partition, NULL::bigint AS kafka_offset, traceparent \
+         FROM outbox WHERE aggregate_id = $1 \
+         UNION ALL \
+         SELECT id, event_id, event_type, aggregate_version, created_at, published_at, \
+                NULL, NULL, kafka_partition, kafka_offset, traceparent \
+         FROM outbox_published WHERE aggregate_id = $1 \
+         ORDER BY id",
     )
     .bind(order_id)
     .fetch_all(sources.write)
@@ -188,6 +196,18 @@ async fn resolve(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<(Uuid, Optio
         .fetch_optional(sources.read)
         .await
         .context("reading the inboxes (READ_DATABASE_URL)")?,
+    };
+    // Published but seen by no projector: the relay's record of it, which
+    // has no event-id index (a scan, only on this rare path).
+    let from_read: Option<Uuid> = match from_read {
+        Some(order) => Some(order),
+        None => sqlx::query_scalar(
+            "SELECT aggregate_id FROM outbox_published WHERE event_id = $1 LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(sources.write)
+        .await
+        .context("reading the published outbox (WRITE_DATABASE_URL)")?,
     };
     if let Some(order) = from_read {
         return Ok((order, Some(id)));

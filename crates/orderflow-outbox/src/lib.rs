@@ -5,6 +5,15 @@
 //! rows that are still unpublished, in id order, and marks them published
 //! only after Kafka acknowledged every one of them (guarantee 2).
 //!
+//! Marking deletes: `outbox` holds only rows still to publish (or parked),
+//! and [`mark_published`] moves each acknowledged row out of it into the
+//! narrow `outbox_published` (ids, type, version, times, trace context and
+//! the Kafka partition and offset; no envelope), in one statement. The
+//! UPDATE it replaces rewrote the whole ~1.2 KB row and every index entry
+//! (never a HOT update: the unpublished-rows index changed) and capped the
+//! relay near 10k rows/s; the delete only stamps the old tuple. Retention
+//! ([`prune`]) trims `outbox_published`.
+//!
 //! Appending does not `NOTIFY`: Postgres takes one cluster-wide lock for a
 //! notifying transaction's commit and holds it through the commit record,
 //! so notifying commands commit one at a time (measured in
@@ -118,36 +127,36 @@ pub struct Acked {
     pub offset: i64,
 }
 
-/// Marks rows published (after Kafka acknowledged them), with where.
-pub async fn mark_published(conn: &mut PgConnection, acked: &[Acked]) -> Result<u64, Error> {
+/// Marks rows published (after Kafka acknowledged them, at `acked_at`),
+/// with where: moves them from `outbox` to `outbox_published`. Returns how
+/// many were still in the outbox (a row an earlier leader marked is not
+/// recorded twice).
+pub async fn mark_published(
+    conn: &mut PgConnection,
+    acked: &[Acked],
+    acked_at: time::OffsetDateTime,
+) -> Result<u64, Error> {
     let ids: Vec<i64> = acked.iter().map(|a| a.id).collect();
     let partitions: Vec<i32> = acked.iter().map(|a| a.partition).collect();
     let offsets: Vec<i64> = acked.iter().map(|a| a.offset).collect();
-    let done = sqlx::query(
-        "UPDATE outbox o SET published_at = now(), kafka_partition = a.partition, \
-             kafka_offset = a.off \
-         FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS a(id, partition, off) \
-         WHERE o.id = a.id",
-    )
-    .bind(&ids)
-    .bind(&partitions)
-    .bind(&offsets)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query(include_str!("sql/mark_published.sql"))
+        .bind(&ids)
+        .bind(&partitions)
+        .bind(&offsets)
+        .bind(acked_at)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 
 /// Parks a row Kafka can never take, with why; its order's later rows wait
 /// behind it until it is re-driven.
 pub async fn park(conn: &mut PgConnection, id: i64, reason: &str) -> Result<u64, Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET parked_at = now(), park_reason = $2 \
-         WHERE id = $1 AND published_at IS NULL",
-    )
-    .bind(id)
-    .bind(reason)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query("UPDATE outbox SET parked_at = now(), park_reason = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -173,8 +182,8 @@ pub async fn parked(conn: &mut PgConnection) -> Result<Vec<ParkedRow>, Error> {
         "SELECT p.id, p.event_id, p.event_type, p.aggregate_id, p.aggregate_version, \
                 octet_length(p.envelope::text) AS bytes, p.park_reason, p.parked_at, \
                 (SELECT count(*) FROM outbox w WHERE w.aggregate_id = p.aggregate_id \
-                   AND w.published_at IS NULL AND w.id > p.id) AS waiting \
-         FROM outbox p WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL ORDER BY p.id",
+                   AND w.id > p.id) AS waiting \
+         FROM outbox p WHERE p.parked_at IS NOT NULL ORDER BY p.id",
     )
     .fetch_all(conn)
     .await?)
@@ -183,20 +192,20 @@ pub async fn parked(conn: &mut PgConnection) -> Result<Vec<ParkedRow>, Error> {
 /// Un-parks rows (`None`: every parked row) so the relay tries them again;
 /// returns how many. Wakes the relay.
 pub async fn redrive(conn: &mut PgConnection, ids: Option<&[i64]>) -> Result<u64, Error> {
-    let done = match ids {
-        Some(ids) => sqlx::query(
-            "UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL \
-             AND published_at IS NULL AND id = ANY($1)",
-        )
-        .bind(ids)
-        .execute(&mut *conn)
-        .await?,
-        None => sqlx::query(
-            "UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL AND published_at IS NULL",
-        )
-        .execute(&mut *conn)
-        .await?,
-    };
+    let done =
+        match ids {
+            Some(ids) => sqlx::query(
+                "UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL AND id = ANY($1)",
+            )
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?,
+            None => {
+                sqlx::query("UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL")
+                    .execute(&mut *conn)
+                    .await?
+            }
+        };
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(NOTIFY_CHANNEL)
         .execute(&mut *conn)
@@ -206,14 +215,15 @@ pub async fn redrive(conn: &mut PgConnection, ids: Option<&[i64]>) -> Result<u64
 
 /// Parked rows still to publish.
 pub async fn parked_count(conn: &mut PgConnection) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL AND published_at IS NULL",
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+            .fetch_one(conn)
+            .await?,
     )
-    .fetch_one(conn)
-    .await?)
 }
 
-/// Deletes up to `batch` rows published more than `retention` ago.
+/// Deletes up to `batch` records of events published more than
+/// `retention` ago (from `outbox_published`).
 pub async fn prune(
     conn: &mut PgConnection,
     retention: std::time::Duration,
@@ -230,8 +240,7 @@ pub async fn prune(
 /// Unpublished rows and the age of the oldest, in seconds.
 pub async fn backlog(conn: &mut PgConnection) -> Result<(i64, f64), Error> {
     let (count, age): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
-         FROM outbox WHERE published_at IS NULL",
+        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox",
     )
     .fetch_one(conn)
     .await?;

@@ -16,8 +16,13 @@
 //!
 //! Then **steady**: events committed one per transaction at `BENCH_RATE`
 //! per second (default 500) for `BENCH_SECS` (default 10) while the relay
-//! runs; commit→published latency from the rows' timestamps (created in the
-//! transaction, published after Kafka's ack, so an upper bound).
+//! runs. Printed per event: **commit→ack**, from the moment the writer's
+//! COMMIT returned (the row is visible from then on) to the relay's
+//! `published_at` (when Kafka's delivery report was in), both this host's
+//! clock; beside it **txn start→ack** (from the row's `created_at`, the
+//! writer's transaction start: the older measure, which also counts the
+//! writer's own commit and its WAL flush) and, as the baseline of the same
+//! run, the writer's own INSERT+COMMIT latency.
 
 #![allow(clippy::print_stdout)] // figures are the output
 
@@ -117,14 +122,13 @@ fn relay_settings(url: &str, topic: &str, extra: &[&str]) -> outbox_relay::Setti
     outbox_relay::Settings::try_parse_from(args).expect("settings")
 }
 
-/// Waits until every outbox row is published.
+/// Waits until every outbox row is published (published rows leave `outbox`).
 async fn drained(pool: &PgPool) {
     loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(pool)
-                .await
-                .expect("count");
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(pool)
+            .await
+            .expect("count");
         if left == 0 {
             return;
         }
@@ -169,7 +173,7 @@ async fn raw(pool: &PgPool) -> f64 {
 
 /// The relay's rate draining a fresh backlog of `rows` with `extra` settings.
 async fn drain(db: &TestDatabase, rows: u64, extra: &[&str]) -> f64 {
-    sqlx::query("TRUNCATE outbox")
+    sqlx::query("TRUNCATE outbox, outbox_published")
         .execute(&db.pool)
         .await
         .expect("clear");
@@ -192,17 +196,21 @@ async fn drain(db: &TestDatabase, rows: u64, extra: &[&str]) -> f64 {
     rate
 }
 
-/// An HDR histogram of the commit-to-published latencies of events committed one per
-/// transaction at `rate` per second for `secs`, the relay running with
-/// `extra` settings; `notify` issues the commands' `NOTIFY outbox`.
-async fn steady(
-    db: &TestDatabase,
-    rate: u64,
-    secs: u64,
-    notify: bool,
-    extra: &[&str],
-) -> Histogram<u64> {
-    sqlx::query("TRUNCATE outbox")
+/// Latencies of one steady run.
+struct Steady {
+    /// The writer's COMMIT returned → Kafka's ack.
+    commit_to_ack: Histogram<u64>,
+    /// The writer's transaction start (`created_at`) → Kafka's ack.
+    start_to_ack: Histogram<u64>,
+    /// The writer's INSERT + COMMIT, as it saw it.
+    write: Histogram<u64>,
+}
+
+/// Latencies of events committed one per transaction at `rate` per second
+/// for `secs`, the relay running with `extra` settings; `notify` issues the
+/// commands' `NOTIFY outbox`.
+async fn steady(db: &TestDatabase, rate: u64, secs: u64, notify: bool, extra: &[&str]) -> Steady {
+    sqlx::query("TRUNCATE outbox, outbox_published")
         .execute(&db.pool)
         .await
         .expect("clear");
@@ -225,13 +233,14 @@ async fn steady(
         let value = envelope();
         writes.push(tokio::spawn(async move {
             let mut tx = pool.begin().await.expect("begin");
-            sqlx::query(
+            let started = Instant::now();
+            let id: i64 = sqlx::query_scalar(
                 "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, aggregate_version, envelope)
-                 VALUES (gen_random_uuid(), 'OrderPlaced', 1, 'order', $1, 1, $2)",
+                 VALUES (gen_random_uuid(), 'OrderPlaced', 1, 'order', $1, 1, $2) RETURNING id",
             )
             .bind(Uuid::now_v7())
             .bind(value)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .expect("insert");
             if notify {
@@ -241,25 +250,43 @@ async fn steady(
                     .expect("notify");
             }
             tx.commit().await.expect("commit");
+            (id, time::OffsetDateTime::now_utc(), started.elapsed())
         }));
     }
+    let mut committed = Vec::with_capacity(writes.len());
+    let mut write = histogram();
     for w in writes {
-        w.await.expect("write");
+        let (id, at, took) = w.await.expect("write");
+        record(&mut write, took);
+        committed.push((id, at));
     }
     drained(&db.pool).await;
-    let micros: Vec<i64> = sqlx::query_scalar(
-        "SELECT (1000000 * extract(epoch FROM published_at - created_at))::bigint FROM outbox",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .expect("latencies");
+    let published: std::collections::HashMap<i64, (time::OffsetDateTime, time::OffsetDateTime)> =
+        sqlx::query_as::<_, (i64, time::OffsetDateTime, time::OffsetDateTime)>(
+            "SELECT id, created_at, published_at FROM outbox_published",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("latencies")
+        .into_iter()
+        .map(|(id, created, published)| (id, (created, published)))
+        .collect();
     token.cancel();
     relay.await.expect("join").expect("relay");
-    let mut latencies = histogram();
-    for us in micros {
-        record(&mut latencies, Duration::from_micros(us.max(0) as u64));
+    let (mut commit_to_ack, mut start_to_ack) = (histogram(), histogram());
+    let since = |from: time::OffsetDateTime, to: time::OffsetDateTime| {
+        Duration::from_secs_f64((to - from).as_seconds_f64().max(0.0))
+    };
+    for (id, at) in committed {
+        let (created, acked) = published[&id];
+        record(&mut commit_to_ack, since(at, acked));
+        record(&mut start_to_ack, since(created, acked));
     }
-    latencies
+    Steady {
+        commit_to_ack,
+        start_to_ack,
+        write,
+    }
 }
 
 fn range(xs: &[f64]) -> String {
@@ -287,7 +314,7 @@ async fn main() {
     );
     let (mut raws, mut olds, mut news) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        sqlx::query("TRUNCATE outbox")
+        sqlx::query("TRUNCATE outbox, outbox_published")
             .execute(&db.pool)
             .await
             .expect("clear");
@@ -329,12 +356,20 @@ async fn main() {
                 "no NOTIFY, 10ms poll   ",
             ),
         ] {
-            let latencies = steady(&db, rate, secs, notify, extra).await;
+            let run = steady(&db, rate, secs, notify, extra).await;
+            let p = |h: &Histogram<u64>| {
+                format!(
+                    "p50 {:.1} ms, p99 {:.1} ms",
+                    ms(quantile(h, 0.50)),
+                    ms(quantile(h, 0.99))
+                )
+            };
             println!(
-                "steady {rate}/s for {secs}s, {label}: commit->published p50 {:.1} ms, p99 {:.1} ms ({} events)",
-                ms(quantile(&latencies, 0.50)),
-                ms(quantile(&latencies, 0.99)),
-                latencies.len()
+                "steady {rate}/s for {secs}s, {label}: commit->ack {} | txn start->ack {} | writer's insert+commit {} ({} events)",
+                p(&run.commit_to_ack),
+                p(&run.start_to_ack),
+                p(&run.write),
+                run.commit_to_ack.len()
             );
         }
     }

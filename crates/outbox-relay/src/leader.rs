@@ -182,8 +182,15 @@ async fn lead(
         limits: &relay.limits,
         shard,
     };
-    // Marks run here, beside the lock connection's next read.
-    let mut marker = relay.pool.acquire().await?;
+    // Marks run here, beside the lock connection's next read, committing
+    // without waiting for the WAL flush (see `pipeline`): a lost mark only
+    // means its rows are sent again.
+    let mut marker = relay
+        .connect
+        .clone()
+        .options([("synchronous_commit", "off")])
+        .connect()
+        .await?;
     loop {
         if window.is_empty() {
             if !token.is_cancelled() {

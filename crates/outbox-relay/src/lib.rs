@@ -3,7 +3,11 @@
 //! Publishing is at least once (a batch is marked published only after every
 //! delivery report is positive) and in per-order order (one active relay per
 //! shard, rows read in id order, the producer idempotent and never timing a
-//! message out). Consumers deduplicate; the relay never drops. It polls
+//! message out). Consumers deduplicate; the relay never drops. Marking a
+//! row published moves it: one statement deletes the acknowledged rows from
+//! `outbox` and records each, with its Kafka partition and offset, in the
+//! narrow `outbox_published` (see `orderflow_outbox`), committed without
+//! waiting for the WAL flush (a mark lost in a crash only re-sends). It polls
 //! every `RELAY_POLL_INTERVAL` (10 ms) rather than being woken by a
 //! `NOTIFY` per command, which would make the commands commit one at a time;
 //! an operator's re-drive still wakes it on `NOTIFY outbox`.

@@ -5,9 +5,16 @@
 //! while Kafka acknowledges, Kafka waits while Postgres is read and marked.
 //! The window keeps up to `depth` batches enqueued in the producer and
 //! completes them strictly in the order they were read: the oldest batch's
-//! delivery reports are awaited and its rows marked published (one UPDATE,
-//! on a second connection, while the lock connection reads and enqueues the
-//! next batch) while the later batches are already on their way.
+//! delivery reports are awaited and its rows marked published (one
+//! statement moving them from `outbox` to `outbox_published`, on a second
+//! connection, while the lock connection reads and enqueues the next batch)
+//! while the later batches are already on their way.
+//!
+//! The marking connection commits asynchronously (`synchronous_commit =
+//! off`): the relay never waits for the mark's WAL flush. A mark lost in a
+//! database crash leaves its rows in the outbox, so they are sent again
+//! (at least once, consumers deduplicate); nothing is lost, because a row
+//! leaves the outbox only after Kafka acknowledged it.
 //!
 //! Ordering holds because every batch is read with the rows already in
 //! flight excluded, oldest unpublished id first, and enqueued in id order
@@ -145,6 +152,7 @@ impl Pipeline {
         };
         let mut done = Completed {
             acked: Vec::with_capacity(report.results.len()),
+            acked_at: Some(OffsetDateTime::now_utc()),
             ..Completed::default()
         };
         for row in report.results {
@@ -184,6 +192,8 @@ impl Pipeline {
 #[derive(Debug, Default)]
 pub struct Completed {
     acked: Vec<Acked>,
+    /// When the reports were in: the rows' `published_at`.
+    acked_at: Option<OffsetDateTime>,
     created: HashMap<i64, OffsetDateTime>,
     parked: usize,
     error: Option<KafkaError>,
@@ -212,7 +222,7 @@ impl Completed {
     }
 }
 
-/// Marks a completed batch's acknowledged rows published, in one UPDATE.
+/// Marks a completed batch's acknowledged rows published, in one statement.
 ///
 /// It may run on a connection other than the shard's lock connection, at
 /// the same time as the next read: marking rows Kafka acknowledged is right
@@ -225,8 +235,8 @@ pub async fn mark(
     if done.acked.is_empty() {
         return Ok(());
     }
-    let acked_at = OffsetDateTime::now_utc();
-    orderflow_outbox::mark_published(conn, &done.acked).await?;
+    let acked_at = done.acked_at.unwrap_or_else(OffsetDateTime::now_utc);
+    orderflow_outbox::mark_published(conn, &done.acked, acked_at).await?;
     for a in &done.acked {
         if let Some(created) = done.created.get(&a.id) {
             let latency = (acked_at - *created).as_seconds_f64().max(0.0);

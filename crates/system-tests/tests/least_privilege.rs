@@ -65,12 +65,13 @@ const SQL_PROBES: &[(&str, Db, &str, Expect)] = &[
     ),
     ("command", Db::Write, "DROP TABLE orders", Refused),
     ("command", Db::Write, "TRUNCATE outbox", Refused),
-    // outbox-relay: the outbox only, and never appending to it.
+    // outbox-relay: the outbox only, and never appending to it; it moves
+    // what Kafka acknowledged into outbox_published, and prunes that.
     ("relay", Db::Write, "SELECT count(*) FROM outbox", Allowed),
     (
         "relay",
         Db::Write,
-        "UPDATE outbox SET published_at = now() WHERE false",
+        "UPDATE outbox SET parked_at = now() WHERE false",
         Allowed,
     ),
     (
@@ -78,6 +79,24 @@ const SQL_PROBES: &[(&str, Db, &str, Expect)] = &[
         Db::Write,
         "DELETE FROM outbox WHERE false",
         Allowed,
+    ),
+    (
+        "relay",
+        Db::Write,
+        "INSERT INTO outbox_published SELECT * FROM outbox_published WHERE false",
+        Allowed,
+    ),
+    (
+        "relay",
+        Db::Write,
+        "DELETE FROM outbox_published WHERE false",
+        Allowed,
+    ),
+    (
+        "relay",
+        Db::Write,
+        "UPDATE outbox_published SET kafka_offset = 0 WHERE false",
+        Refused,
     ),
     (
         "relay",
@@ -115,7 +134,19 @@ const SQL_PROBES: &[(&str, Db, &str, Expect)] = &[
     (
         "query",
         Db::Write,
-        "UPDATE outbox SET published_at = now() WHERE false",
+        "UPDATE outbox SET parked_at = now() WHERE false",
+        Refused,
+    ),
+    (
+        "query",
+        Db::Write,
+        "SELECT count(*) FROM outbox_published",
+        Allowed,
+    ),
+    (
+        "query",
+        Db::Write,
+        "DELETE FROM outbox_published WHERE false",
         Refused,
     ),
     (

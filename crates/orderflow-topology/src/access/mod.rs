@@ -30,7 +30,7 @@ use crate::{Result, Step};
 pub enum Service {
     /// `order-command`: read-write on the write model.
     Command,
-    /// `outbox-relay`: the outbox table only.
+    /// `outbox-relay`: the outbox tables only (`outbox`, `outbox_published`).
     Relay,
     /// `summary-projector`: `order_summary` and its own inbox rows.
     SummaryProjector,

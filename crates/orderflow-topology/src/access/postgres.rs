@@ -33,8 +33,11 @@ pub(super) async fn grant_write(pool: &PgPool, settings: &AccessSettings) -> Res
         format!(
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {command}"
         ),
-        // Reads unpublished rows, marks them published or parked, prunes.
+        // Reads unpublished rows, parks them, and deletes them once Kafka
+        // acknowledged them...
         format!("GRANT SELECT, UPDATE, DELETE ON TABLE outbox TO {relay}"),
+        // ...recording each in `outbox_published`, which it prunes.
+        format!("GRANT SELECT, INSERT, DELETE ON TABLE outbox_published TO {relay}"),
         format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {query}"),
         format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {query}"),
     ];
