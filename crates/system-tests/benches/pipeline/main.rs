@@ -292,7 +292,7 @@ async fn drain(visibility: &Visibility, pipeline: &Pipeline, limit: Duration) ->
 }
 
 async fn unpublished(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(pool)
         .await
         .unwrap_or(-1)
