@@ -28,6 +28,7 @@ pub mod inbox;
 pub mod runtime;
 pub mod service;
 pub mod stalls;
+pub mod timing;
 
 use std::future::Future;
 
@@ -102,6 +103,15 @@ pub enum ApplyError {
 pub trait Projection: Send + Sync + 'static {
     /// Consumer group and inbox consumer name.
     fn name(&self) -> &'static str;
+
+    /// Whether [`Projection::apply`] reads the inbox itself (in the same
+    /// transaction as its store's rows), so the runtime's own check before
+    /// each batch would only cost a round trip. Such a projection must
+    /// return [`Outcome::Duplicate`] for every event the inbox has seen and
+    /// leave its store untouched by them.
+    fn checks_inbox(&self) -> bool {
+        false
+    }
 
     /// Applies `events`; see the trait docs.
     fn apply(

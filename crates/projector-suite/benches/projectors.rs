@@ -8,8 +8,15 @@
 //!    topic; each projector consumes them from the start with a fresh group
 //!    and store, once with the inbox and once without (its cost), next to a
 //!    raw baseline for its store that writes the same folded state in the
-//!    same batch size with no Kafka, inbox or read-back: batched upserts
-//!    (Postgres), `_bulk` (OpenSearch), pipelined HSET + PUBLISH (Redis).
+//!    same batch size (`BENCH_BATCH`, default 500) with no Kafka, inbox or
+//!    read-back: batched upserts (Postgres), `_bulk` (OpenSearch), pipelined
+//!    HSET + PUBLISH (Redis).
+//! 2. **Profile**: for each replay, the projector's own
+//!    `projector_batch_stage_seconds` from its `/metrics` at the end: mean
+//!    milliseconds a batch and share of the run for each stage (waiting for
+//!    and filling the batch, decoding, the inbox check, the store's read,
+//!    inbox insert, write and commit, settling, held retries, the offset
+//!    commit), and the batch size actually reached.
 
 #![allow(clippy::print_stdout)] // figures are the output
 
@@ -30,7 +37,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BATCH: usize = 500;
+/// The batch size of the projectors (`--batch-size`) and of the raw
+/// baselines alike: `BENCH_BATCH`, default 500.
+fn batch() -> usize {
+    env_or("BENCH_BATCH", 500) as usize
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -47,8 +58,9 @@ fn search_client(url: &str) -> Elasticsearch {
     Elasticsearch::new(transport)
 }
 
-/// True once `group` has committed the high watermark of every partition.
-fn caught_up(group: &str, topic: &str, partitions: i32) -> bool {
+/// Events `group` has committed over every partition, and whether that is
+/// the high watermark of each.
+fn committed(group: &str, topic: &str, partitions: i32) -> (u64, bool) {
     let consumer: BaseConsumer = kafka_config()
         .set("group.id", group)
         .create()
@@ -58,35 +70,161 @@ fn caught_up(group: &str, topic: &str, partitions: i32) -> bool {
         list.add_partition(topic, p);
     }
     let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
-        return false;
+        return (0, false);
     };
-    committed.elements().iter().all(|e| {
+    let mut sum = 0;
+    let mut done = true;
+    for e in committed.elements() {
         let Ok((_, high)) = consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
         else {
-            return false;
+            return (sum, false);
         };
-        matches!(e.offset(), Offset::Offset(o) if o >= high) || high == 0
-    })
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        sum += at as u64;
+        done &= at >= high;
+    }
+    (sum, done)
 }
 
-async fn replay(backend: Backend, topic: &str, events: usize, inbox: bool) -> f64 {
+/// One replay's figures.
+struct Replay {
+    /// Events/s from starting the process to the last commit.
+    wall: f64,
+    /// Events/s from the first commit seen to the last (start-up, group
+    /// join and the first batch left out).
+    steady: f64,
+    /// The projector's own `/metrics` at the end: where its batches' time went.
+    profile: Profile,
+}
+
+/// `projector_batch_stage_seconds` sums and counts by stage, and batch sizes.
+#[derive(Default)]
+struct Profile {
+    stages: Vec<(String, f64, f64)>,
+    batches: f64,
+    messages: f64,
+}
+
+impl Profile {
+    fn parse(text: &str) -> Self {
+        let mut profile = Profile::default();
+        let value = |line: &str| {
+            line.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let stage = |line: &str| {
+            line.split("stage=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        for line in text.lines() {
+            if line.starts_with("projector_batch_stage_seconds_sum") {
+                profile.stages.push((stage(line), value(line), 0.0));
+            } else if line.starts_with("projector_batch_stage_seconds_count") {
+                let name = stage(line);
+                if let Some(s) = profile.stages.iter_mut().find(|s| s.0 == name) {
+                    s.2 = value(line);
+                }
+            } else if line.starts_with("projector_batches_total") {
+                profile.batches = value(line);
+            } else if line.starts_with("projector_batch_messages_total") {
+                profile.messages = value(line);
+            }
+        }
+        profile
+    }
+
+    /// One line per stage: mean ms per batch and share of `wall` seconds.
+    fn print(&self, label: &str, wall: f64) {
+        println!(
+            "  {label}: {:.0} batches, mean {:.0} messages a batch",
+            self.batches,
+            self.messages / self.batches.max(1.0)
+        );
+        for stage in ORDER {
+            if let Some((_, sum, count)) = self.stages.iter().find(|s| s.0 == *stage) {
+                println!(
+                    "    {stage:>13}: {:>7.2} ms a batch ({:>5.0} times) {:>5.1}% of the run",
+                    sum / count.max(1.0) * 1000.0,
+                    count,
+                    sum / wall * 100.0
+                );
+            }
+        }
+    }
+}
+
+/// The stages in the order a batch goes through them; those inside `apply`
+/// are indented by name.
+const ORDER: &[&str] = &[
+    "wait",
+    "fill",
+    "decode",
+    "inbox_check",
+    "apply",
+    "store_read",
+    "inbox_record",
+    "store_write",
+    "tx_commit",
+    "settle",
+    "held_retry",
+    "commit",
+];
+
+async fn replay(backend: Backend, topic: &str, events: usize, inbox: bool) -> Replay {
     let mut env = Env::new("bench").await;
     env.topic = topic.to_owned();
     let started = Instant::now();
-    let running = backend.start_with(&env, &["--inbox", if inbox { "true" } else { "false" }]);
+    let batch = batch().to_string();
+    let running = backend.start_with(
+        &env,
+        &[
+            "--inbox",
+            if inbox { "true" } else { "false" },
+            "--batch-size",
+            &batch,
+        ],
+    );
+    let mut first: Option<(Instant, u64)> = None;
     loop {
         let (group, topic) = (env.group.clone(), env.topic.clone());
-        if tokio::task::spawn_blocking(move || caught_up(&group, &topic, 6))
+        let (at, done) = tokio::task::spawn_blocking(move || committed(&group, &topic, 6))
             .await
-            .expect("check")
-        {
+            .expect("check");
+        if first.is_none() && at > 0 {
+            first = Some((Instant::now(), at));
+        }
+        if done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed().as_secs_f64();
+    let steady = match first {
+        Some((at, from)) if at.elapsed().as_secs_f64() > 0.0 => {
+            (events as u64 - from) as f64 / at.elapsed().as_secs_f64()
+        }
+        _ => f64::NAN,
+    };
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", running.ops_port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
     running.stop().await;
-    rate
+    Replay {
+        wall: events as f64 / elapsed,
+        steady,
+        profile: Profile::parse(&metrics),
+    }
 }
 
 /// Folds chunks of events in memory and hands each chunk's changed
@@ -102,7 +240,7 @@ where
         .collect();
     let mut state: HashMap<Uuid, OrderSummary> = HashMap::new();
     let started = Instant::now();
-    for (chunk, decoded) in events.chunks(BATCH).zip(decoded.chunks(BATCH)) {
+    for (chunk, decoded) in events.chunks(batch()).zip(decoded.chunks(batch())) {
         let mut changed = HashSet::new();
         for (e, d) in chunk.iter().zip(decoded) {
             if let Step::Applied(next) = apply(
@@ -205,23 +343,52 @@ async fn main() {
     projector_suite::produce_bulk(&topic, &messages(&events)).await;
 
     println!(
-        "projector replay: {} events over {orders} orders, 6 partitions, batches of {BATCH}",
-        events.len()
+        "projector replay: {} events over {orders} orders, 6 partitions, batches of up to {}",
+        events.len(),
+        batch()
     );
     println!(
-        "{:>9} | {:>12} {:>12} {:>12} | {:>11} {:>11}",
-        "projector", "raw store/s", "with inbox/s", "no inbox/s", "vs raw", "inbox cost"
+        "{:>9} | {:>12} | {:>12} {:>12} | {:>12} {:>12} | {:>7} {:>10}",
+        "projector",
+        "raw store/s",
+        "inbox/s",
+        "no inbox/s",
+        "inbox st./s",
+        "no inb st./s",
+        "vs raw",
+        "inbox cost"
     );
+    let mut profiles = Vec::new();
     for backend in Backend::all() {
         let raw = raw_baseline(backend, &events).await;
         // Without the inbox first, so a warm cache never favours the inbox run.
         let without = replay(backend, &topic, events.len(), false).await;
         let with_inbox = replay(backend, &topic, events.len(), true).await;
+        let name = format!("{backend:?}").to_lowercase();
         println!(
-            "{:>9} | {raw:>12.0} {with_inbox:>12.0} {without:>12.0} | {:>10.2}x {:>10.0}%",
-            format!("{backend:?}").to_lowercase(),
-            with_inbox / raw,
-            (1.0 - with_inbox / without) * 100.0
+            "{name:>9} | {raw:>12.0} | {:>12.0} {:>12.0} | {:>12.0} {:>12.0} | {:>6.2}x {:>9.0}%",
+            with_inbox.wall,
+            without.wall,
+            with_inbox.steady,
+            without.steady,
+            with_inbox.wall / raw,
+            (1.0 - with_inbox.wall / without.wall) * 100.0
+        );
+        profiles.push((name, with_inbox, without));
+    }
+    println!(
+        "(inbox/s, no inbox/s: from starting the process to the last commit; st./s: from the first commit seen, \
+         start-up and group join left out; vs raw and inbox cost from the first two)"
+    );
+    println!("where each replay's time went (the projector's projector_batch_stage_seconds):");
+    for (name, with_inbox, without) in &profiles {
+        with_inbox.profile.print(
+            &format!("{name} with inbox"),
+            events.len() as f64 / with_inbox.wall,
+        );
+        without.profile.print(
+            &format!("{name} without inbox"),
+            events.len() as f64 / without.wall,
         );
     }
 }

@@ -2,7 +2,7 @@
 //! the store refuses split so the refused event can be dead-lettered alone,
 //! and the outcomes settled (counted, gaps held, poison dead-lettered).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -96,13 +96,16 @@ impl<P: Projection> Runtime<P> {
         let mut advanced = HashSet::new();
         let mut gaps = Vec::new();
         let now = time::OffsetDateTime::now_utc();
+        // Looked up once a batch, counted once a batch: per event they cost
+        // a registry lookup each.
+        let visible =
+            metrics::histogram!("projector_commit_to_visible_seconds", "projector" => name);
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         for (event, outcome) in events.iter().zip(outcomes) {
             let label = match outcome {
                 Outcome::Applied => {
                     advanced.insert(event.order_id());
-                    let latency = (now - event.envelope.occurred_at).as_seconds_f64().max(0.0);
-                    metrics::histogram!("projector_commit_to_visible_seconds", "projector" => name)
-                        .record(latency);
+                    visible.record((now - event.envelope.occurred_at).as_seconds_f64().max(0.0));
                     "applied"
                 }
                 Outcome::Duplicate => "duplicate",
@@ -116,8 +119,7 @@ impl<P: Projection> Runtime<P> {
                         .await
                 }
             };
-            metrics::counter!("projector_events_total", "projector" => name, "outcome" => label)
-                .increment(1);
+            *counts.entry(label).or_default() += 1;
             // One span per event in the trace it was published with, so a
             // trace runs from the command's request to each read model.
             let span = tracing::info_span!(
@@ -128,9 +130,17 @@ impl<P: Projection> Runtime<P> {
                 version = event.version(),
                 outcome = label,
             );
-            orderflow_service::telemetry::continue_trace(&span, event.traceparent.as_deref());
+            if !span.is_disabled() {
+                orderflow_service::telemetry::continue_trace(&span, event.traceparent.as_deref());
+            }
+        }
+        for (label, count) in counts {
+            metrics::counter!("projector_events_total", "projector" => name, "outcome" => label)
+                .increment(count);
         }
         if !gaps.is_empty() {
+            self.held_known
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             loop {
                 match self
                     .held

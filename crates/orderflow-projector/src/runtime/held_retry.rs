@@ -151,6 +151,10 @@ impl<P: Projection> Runtime<P> {
             );
         }
         let (held, parked_total) = self.held.counts().await?;
+        self.held_known.store(
+            held + parked_total > 0,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         metrics::gauge!("projector_held_events", "projector" => name, "state" => "held")
             .set(held as f64);
         metrics::gauge!("projector_held_events", "projector" => name, "state" => "parked")

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dlq::{DeadLetters, RawMessage};
 use crate::held::Held;
 use crate::stalls::Stalls;
-use crate::{Event, Inbox, Projection};
+use crate::{Event, Inbox, Projection, timing};
 use messages::{decode_message, raw};
 
 /// A projection driven by a Kafka consumer group.
@@ -47,6 +47,13 @@ pub struct Runtime<P> {
     stall_retries: tokio::sync::Mutex<HashMap<i32, JoinHandle<Result<(), String>>>>,
     /// Consecutive transient failures, for the backoff.
     failures: std::sync::atomic::AtomicU32,
+    /// Whether held events may exist for this consumer: set when this
+    /// process holds one, and by each timer sweep from the table's count.
+    /// While it is false, a batch skips the query for its orders' held
+    /// events (a round trip per batch); a partition handed over with held
+    /// events by another replica waits for the next sweep, as it would
+    /// anyway.
+    held_known: std::sync::atomic::AtomicBool,
 }
 
 impl<P> std::fmt::Debug for Runtime<P> {
@@ -99,6 +106,7 @@ impl<P: Projection> Runtime<P> {
             stalls: Stalls::default(),
             stall_retries: tokio::sync::Mutex::default(),
             failures: std::sync::atomic::AtomicU32::new(0),
+            held_known: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -124,6 +132,9 @@ impl<P: Projection> Runtime<P> {
         // Lag is exported from the first assignment on, not from the first
         // event: an alert on lag must be writable for a quiet system.
         let mut last_lag = Instant::now() - Duration::from_secs(60);
+        // In the background: it asks the broker for every partition's
+        // watermarks, which took the loop away from its batches for as long.
+        let mut lag: Option<JoinHandle<()>> = None;
         loop {
             let batch = tokio::select! {
                 () = token.cancelled() => break,
@@ -143,7 +154,9 @@ impl<P: Projection> Runtime<P> {
                 if !self.process(&batch, &token).await? {
                     break;
                 }
+                let committing = Instant::now();
                 self.commit(&batch);
+                timing::stage(name, "commit", committing);
             }
             if !self.stalls.is_empty() {
                 self.retry_stalls().await;
@@ -154,9 +167,12 @@ impl<P: Projection> Runtime<P> {
                     tracing::warn!(projector = name, error = %err, "projector.held sweep failed");
                 }
             }
-            if last_lag.elapsed() >= Duration::from_secs(5) && !token.is_cancelled() {
+            if last_lag.elapsed() >= Duration::from_secs(5)
+                && !token.is_cancelled()
+                && lag.as_ref().is_none_or(JoinHandle::is_finished)
+            {
                 last_lag = Instant::now();
-                self.report_lag().await;
+                lag = Some(self.report_lag());
             }
         }
         tracing::info!(projector = name, "projector.stop");
@@ -167,6 +183,7 @@ impl<P: Projection> Runtime<P> {
     /// for up to `batch_wait`.
     async fn next_batch(&self) -> Vec<RawMessage> {
         let mut batch = Vec::new();
+        let waiting = Instant::now();
         match tokio::time::timeout(self.settings.held_retry, self.consumer.recv()).await {
             Ok(Ok(message)) => batch.push(raw(&message)),
             Ok(Err(err)) => {
@@ -176,6 +193,8 @@ impl<P: Projection> Runtime<P> {
             }
             Err(_) => return batch,
         }
+        let name = self.projection.name();
+        let filling = timing::stage(name, "wait", waiting);
         let deadline = tokio::time::Instant::now() + self.settings.batch_wait;
         while batch.len() < self.settings.batch_size {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
@@ -183,6 +202,8 @@ impl<P: Projection> Runtime<P> {
                 _ => break,
             }
         }
+        timing::stage(name, "fill", filling);
+        timing::batch(name, batch.len());
         batch
     }
 
@@ -193,6 +214,7 @@ impl<P: Projection> Runtime<P> {
         token: &CancellationToken,
     ) -> anyhow::Result<bool> {
         let name = self.projection.name();
+        let started = Instant::now();
         let mut events = Vec::with_capacity(batch.len());
         for message in batch {
             // Behind a poison that could not be dead-lettered: wait with it.
@@ -211,7 +233,11 @@ impl<P: Projection> Runtime<P> {
                 }
             }
         }
+        let started = timing::stage(name, "decode", started);
         let seen = loop {
+            if self.projection.checks_inbox() {
+                break Default::default();
+            }
             match self.inbox.seen(&events).await {
                 Ok(seen) => break seen,
                 Err(err) => {
@@ -229,15 +255,19 @@ impl<P: Projection> Runtime<P> {
             .into_iter()
             .filter(|e| !seen.contains(&e.envelope.event_id))
             .collect();
+        let started = timing::stage(name, "inbox_check", started);
         let Some(outcomes) = self.apply(&fresh, token).await else {
             return Ok(false);
         };
+        let started = timing::stage(name, "apply", started);
         let Some(advanced) = self.settle(&fresh, &outcomes, token).await else {
             return Ok(false);
         };
-        if !advanced.is_empty() {
+        let started = timing::stage(name, "settle", started);
+        if !advanced.is_empty() && self.held_known.load(std::sync::atomic::Ordering::Relaxed) {
             self.retry_held(Some(&advanced), token).await?;
         }
+        timing::stage(name, "held_retry", started);
         Ok(true)
     }
 }

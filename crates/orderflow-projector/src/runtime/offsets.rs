@@ -43,18 +43,24 @@ impl<P: Projection> Runtime<P> {
     /// not known yet, so its committed offset stands in, or the low
     /// watermark when nothing was committed (`auto.offset.reset=earliest`):
     /// lag exists, as 0 on a quiet system, from the first assignment on.
-    pub(super) async fn report_lag(&self) {
+    /// Runs on a blocking thread of its own; the consumer loop does not
+    /// wait for it.
+    pub(super) fn report_lag(&self) -> tokio::task::JoinHandle<()> {
         let consumer = self.consumer.clone();
         let topic = self.topic.clone();
         let name = self.projection.name();
-        let _ = tokio::task::spawn_blocking(move || {
-            let Ok(positions) = consumer.position() else { return };
+        tokio::task::spawn_blocking(move || {
+            let Ok(positions) = consumer.position() else {
+                return;
+            };
             let committed = consumer
                 .committed_offsets(positions.clone(), Duration::from_secs(2))
                 .ok();
             for element in positions.elements_for_topic(&topic) {
                 let partition = element.partition();
-                let Ok((low, high)) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(1)) else {
+                let Ok((low, high)) =
+                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(1))
+                else {
                     continue;
                 };
                 let stored = committed
@@ -72,6 +78,5 @@ impl<P: Projection> Runtime<P> {
                     .set((high - position).max(0) as f64);
             }
         })
-        .await;
     }
 }

@@ -20,8 +20,11 @@ pub struct RuntimeSettings {
         default_value_t = 500
     )]
     pub batch_size: usize,
-    /// How long a batch waits to fill once its first event arrived.
-    #[arg(long = "batch-wait", env = "PROJECTOR_BATCH_WAIT", default_value = "20ms", value_parser = parse_duration)]
+    /// How long a batch waits to fill once its first event arrived. Short:
+    /// a busy projector batches by itself (what arrives while one batch is
+    /// applied is in the next), and at low rates every millisecond of it is
+    /// added to commit→visible.
+    #[arg(long = "batch-wait", env = "PROJECTOR_BATCH_WAIT", default_value = "5ms", value_parser = parse_duration)]
     pub batch_wait: Duration,
     /// Attempts at an event the store refuses before it is dead-lettered.
     #[arg(

@@ -2,10 +2,11 @@
 //! write them back in one `_bulk` with the order version as external version.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::{BulkParts, Elasticsearch, MgetParts};
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold, timing};
 use orderflow_readmodel::OrderSummary;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -166,8 +167,11 @@ impl Projection for SearchProjection {
     }
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
+        let name = self.name();
+        let started = Instant::now();
         let orders = fold::orders(events);
         let mut current = self.load(&orders).await?;
+        let started = timing::stage(name, "store_read", started);
         let (mut outcomes, changed) = fold::fold_summaries(&mut current, events);
 
         if !changed.is_empty() {
@@ -180,9 +184,11 @@ impl Projection for SearchProjection {
             }
         }
 
+        let started = timing::stage(name, "store_write", started);
         // Only now that the documents are written are the events processed.
         let processed = fold::processed(events, &outcomes);
         inbox.record_now(processed).await.map_err(transient)?;
+        timing::stage(name, "inbox_record", started);
         Ok(outcomes)
     }
 }

@@ -10,9 +10,10 @@
 //! generation ([`StatusProjection::pinned`]) is a rebuild's replay writing
 //! its copy.
 
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold, timing};
 use orderflow_readmodel::{status_after, validate};
 use std::sync::LazyLock;
+use std::time::Instant;
 
 use redis::aio::ConnectionManager;
 use redis::{ErrorKind, ServerErrorKind};
@@ -126,6 +127,8 @@ impl Projection for StatusProjection {
     }
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
+        let name = self.name();
+        let started = Instant::now();
         let mut conn = self.connection().await?;
         let channel = channel(&self.prefix);
         let (pointer, rebuilding) = (generation_key(&self.prefix), rebuilding_key(&self.prefix));
@@ -208,8 +211,10 @@ impl Projection for StatusProjection {
                 },
             })
             .collect();
+        let started = timing::stage(name, "store_write", started);
         let processed = fold::processed(events, &outcomes);
         inbox.record_now(processed).await.map_err(transient)?;
+        timing::stage(name, "inbox_record", started);
         Ok(outcomes)
     }
 }

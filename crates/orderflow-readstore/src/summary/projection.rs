@@ -1,9 +1,14 @@
 //! The summary projection: fold a batch into `order_summary` in one
-//! transaction with its inbox rows.
+//! transaction with its inbox rows, in four round trips whatever the batch
+//! size: `BEGIN`; one statement that locks the batch's rows and reads which
+//! of its events the inbox has seen; one that writes the changed rows, the
+//! inbox rows and the change notifications; `COMMIT`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+use std::time::Instant;
 
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold, timing};
 use orderflow_readmodel::{OrderSummary, SUMMARY_CHANNEL};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -41,50 +46,96 @@ pub(crate) async fn upsert(
     Ok(done.rows_affected())
 }
 
+/// The batch's write: `apply_write.sql` around [`upsert`]'s statement, so
+/// the version guard is written once.
+static WRITE: LazyLock<String> = LazyLock::new(|| {
+    include_str!("sql/apply_write.sql").replace("-- upsert.sql", include_str!("sql/upsert.sql"))
+});
+
 impl Projection for SummaryProjection {
     fn name(&self) -> &'static str {
         super::NAME
     }
 
+    /// The inbox is read inside the batch's transaction, with the rows.
+    fn checks_inbox(&self) -> bool {
+        true
+    }
+
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
+        let name = self.name();
+        let started = Instant::now();
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let orders = fold::orders(events);
+        let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
         // Locked, so a second instance applying the same events (during a
         // rebalance) waits and then sees them as duplicates.
-        let stored: Vec<sqlx::types::Json<OrderSummary>> = sqlx::query_scalar(
-            "SELECT to_jsonb(s) FROM order_summary s WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
-        )
-        .bind(&orders)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let mut current: HashMap<Uuid, OrderSummary> =
-            stored.into_iter().map(|s| (s.0.order_id, s.0)).collect();
+        let read: Vec<(Option<sqlx::types::Json<OrderSummary>>, Option<Uuid>)> =
+            sqlx::query_as(include_str!("sql/apply_read.sql"))
+                .bind(&orders)
+                .bind(inbox.enabled.then_some(inbox.consumer))
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?;
+        let mut current: HashMap<Uuid, OrderSummary> = HashMap::with_capacity(orders.len());
+        let mut seen: HashSet<Uuid> = HashSet::new();
+        for (row, id) in read {
+            if let Some(row) = row {
+                current.insert(row.0.order_id, row.0);
+            }
+            if let Some(id) = id {
+                seen.insert(id);
+            }
+        }
+        let started = timing::stage(name, "store_read", started);
 
-        let (outcomes, changed) = fold::fold_summaries(&mut current, events);
-        let processed = fold::processed(events, &outcomes);
-        inbox.record(&mut tx, processed).await.map_err(classify)?;
-        if !changed.is_empty() {
+        // Seen by the inbox: processed before, nothing to apply or record.
+        let fresh: Vec<Event> = events
+            .iter()
+            .filter(|e| !seen.contains(&e.envelope.event_id))
+            .cloned()
+            .collect();
+        let (fresh_outcomes, changed) = fold::fold_summaries(&mut current, &fresh);
+        // The inbox rows: empty arrays record nothing.
+        let (mut ids, mut inbox_orders, mut versions) = (Vec::new(), Vec::new(), Vec::new());
+        if inbox.enabled {
+            for e in fold::processed(&fresh, &fresh_outcomes) {
+                ids.push(e.envelope.event_id);
+                inbox_orders.push(e.order_id());
+                versions.push(e.version());
+            }
+        }
+        if !changed.is_empty() || !ids.is_empty() {
             // In id order, so two replicas in a rebalance lock rows alike.
             let mut rows: Vec<&OrderSummary> =
                 changed.iter().filter_map(|id| current.get(id)).collect();
             rows.sort_by_key(|s| s.order_id);
-            upsert(&mut *tx, &rows).await.map_err(classify)?;
-            // Delivered on commit; chunked to stay far below NOTIFY's 8 KB.
-            let pairs: Vec<String> = rows
-                .iter()
-                .map(|s| format!("{}:{}", s.order_id, s.version))
-                .collect();
-            for chunk in pairs.chunks(100) {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(SUMMARY_CHANNEL)
-                    .bind(chunk.join(","))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-            }
+            sqlx::query(&WRITE)
+                .bind(sqlx::types::Json(&rows))
+                .bind(inbox.consumer)
+                .bind(&ids)
+                .bind(&inbox_orders)
+                .bind(&versions)
+                .bind(SUMMARY_CHANNEL)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
         }
+        let started = timing::stage(name, "store_write", started);
         tx.commit().await.map_err(classify)?;
-        Ok(outcomes)
+        timing::stage(name, "tx_commit", started);
+
+        let mut fresh_outcomes = fresh_outcomes.into_iter();
+        Ok(events
+            .iter()
+            .map(|e| {
+                if seen.contains(&e.envelope.event_id) {
+                    Outcome::Duplicate
+                } else {
+                    fresh_outcomes.next().unwrap_or(Outcome::Duplicate)
+                }
+            })
+            .collect())
     }
 }
