@@ -139,3 +139,33 @@ pub async fn the_held_timer_reaches_every_held_order(backend: Backend) {
     assert_eq!(held, left, "exactly the closed gaps were released");
     running.stop().await;
 }
+
+/// An event id the inbox has seen is skipped even when its version would
+/// apply: only the inbox catches a redelivered id carrying another version
+/// (the version guard would take it as the next version).
+pub async fn an_event_id_the_inbox_has_seen_is_never_applied_again(backend: Backend) {
+    let env = Env::new(&format!("{}-inbox", crate::cases::name(backend))).await;
+    let running = backend.start(&env);
+    let a = order_events(3);
+    let marker = order_events(4);
+    // One partition, so the marker is processed after the reused id.
+    projector_suite::produce_to(&env.brokers, &env.topic, 0, &messages(&a[..1])).await;
+    state_at(backend, &env, &[(order_id(3), 1)]).await;
+
+    let mut reused = a[1].clone();
+    reused.event_id = a[0].event_id;
+    projector_suite::produce_to(
+        &env.brokers,
+        &env.topic,
+        0,
+        &messages(&[reused, marker[0].clone()]),
+    )
+    .await;
+    let after = state_at(backend, &env, &[(order_id(4), 1)]).await;
+    running.stop().await;
+    assert_eq!(
+        after[order_id(3).to_string()]["version"].as_i64(),
+        Some(1),
+        "an event id the inbox had seen was applied again as version 2"
+    );
+}

@@ -1,7 +1,8 @@
 //! The article's projection tests, run against every projector: rebuild
 //! from a known sequence equals a checked-in snapshot; stale and forged
 //! redeliveries (an older version after newer ones, a copy of an applied
-//! version under a new event id) change nothing; the held-event timer
+//! version under a new event id) change nothing, nor does an event id the
+//! inbox has seen carrying another version; the held-event timer
 //! reaches every held order; a poison whose dead letter cannot be written
 //! stops only its own partition; a version
 //! that arrives early is held and applied in order; poison goes to the
@@ -42,7 +43,9 @@ use cases::{
 };
 use dlq_failure::a_poison_that_cannot_be_dead_lettered_stops_only_its_partition;
 use guards::{
-    stale_and_forged_redeliveries_never_move_an_order_back, the_held_timer_reaches_every_held_order,
+    an_event_id_the_inbox_has_seen_is_never_applied_again,
+    stale_and_forged_redeliveries_never_move_an_order_back,
+    the_held_timer_reaches_every_held_order,
 };
 use history::{
     consumers_first_then_producers_dead_letters_nothing,
@@ -53,6 +56,7 @@ use history::{
 for_every_backend!(
     rebuild_matches_the_snapshot,
     stale_and_forged_redeliveries_never_move_an_order_back,
+    an_event_id_the_inbox_has_seen_is_never_applied_again,
     the_held_timer_reaches_every_held_order,
     a_poison_that_cannot_be_dead_lettered_stops_only_its_partition,
     an_early_version_is_held_then_applied_in_order,
