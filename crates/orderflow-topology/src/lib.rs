@@ -89,6 +89,10 @@ pub enum Step {
     /// A Redis ACL user: set to its rights, or left alone because no
     /// password is configured for it.
     RedisUser { user: String, set: bool },
+    /// The users set above written to the server's ACL file (`ACL SAVE`),
+    /// or not, because the server runs without one and keeps them in memory
+    /// only, until it restarts.
+    RedisUsersSaved { to_file: bool },
 }
 
 impl std::fmt::Display for Step {
@@ -121,6 +125,14 @@ impl std::fmt::Display for Step {
             Self::RedisUser { user, set: false } => {
                 write!(f, "redis user {user}: skipped (no password configured)")
             }
+            Self::RedisUsersSaved { to_file: true } => {
+                write!(f, "redis users saved to the server's ACL file")
+            }
+            Self::RedisUsersSaved { to_file: false } => write!(
+                f,
+                "redis users NOT persisted: the server has no ACL file (aclfile), so a restart \
+                 drops them; run setup again after one, or give Redis an aclfile"
+            ),
         }
     }
 }

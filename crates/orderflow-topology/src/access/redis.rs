@@ -9,6 +9,12 @@
 //! contacted when neither is), so a setup run without the secrets never
 //! disables users another run created.
 //!
+//! `ACL SETUSER` changes only the running server: a restart forgets the
+//! users (an append-only file does not keep them), and the status projector
+//! and query service then cannot log in. So when the server has an ACL file
+//! the users are saved to it (`ACL SAVE`); when it has none, setup says so
+//! in its output, because only re-running setup brings them back.
+//!
 //! The projector runs its compare-and-set script (`EVALSHA`, `SCRIPT LOAD`
 //! when the cache was lost), and the query service its read script; each
 //! command a script calls is checked against the same rules, so the query
@@ -104,7 +110,28 @@ pub(super) async fn set_users(settings: &AccessSettings) -> Result<Vec<Step>> {
             .map_err(|e| Error::Redis(format!("ACL SETUSER {user}: {e}")))?;
         steps.push(Step::RedisUser { user, set: true });
     }
+    if let Some(conn) = &mut conn {
+        steps.push(save(conn).await?);
+    }
     Ok(steps)
+}
+
+/// Writes the users to the server's ACL file, when it has one.
+async fn save(conn: &mut redis::aio::MultiplexedConnection) -> Result<Step> {
+    let saved = tokio::time::timeout(
+        REDIS_TIMEOUT,
+        redis::cmd("ACL").arg("SAVE").query_async::<()>(conn),
+    )
+    .await
+    .map_err(|_| Error::Redis("ACL SAVE: no answer within 10s".to_owned()))?;
+    match saved {
+        Ok(()) => Ok(Step::RedisUsersSaved { to_file: true }),
+        // "This Redis instance is not configured to use an ACL file ..."
+        Err(e) if e.to_string().contains("ACL file") => {
+            Ok(Step::RedisUsersSaved { to_file: false })
+        }
+        Err(e) => Err(Error::Redis(format!("ACL SAVE: {e}"))),
+    }
 }
 
 async fn connect(settings: &AccessSettings) -> Result<redis::aio::MultiplexedConnection> {
