@@ -18,6 +18,7 @@ import httpx
 import psycopg
 
 from procs import free_ports
+import tokens
 
 MOUNT = None
 STATE = {}
@@ -128,7 +129,7 @@ def run(bin_dir, common, direct, main_pg_port, log, logdir):
         STATE["command"] = subprocess.Popen([f"{bin_dir}/order-command"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         base = f"http://127.0.0.1:{cport}"
-        with httpx.Client() as c:
+        with httpx.Client(headers=tokens.mint(bin_dir, env, "staff", "soak-diskfull")) as c:
             deadline = time.monotonic() + 60
             while True:
                 try:

@@ -38,16 +38,19 @@ _kafka_ready() { _kafka_ping; }
 
 # Redis: with an append-only file fsynced on every write, so a restart (even
 # kill -9) is a restart and not a cache loss (cache loss has its own system
-# test, cache_loss.rs, and needs `orderctl backfill`).
+# test, cache_loss.rs, and needs `orderctl backfill`); and with an ACL file,
+# as a production Redis with users has, so the services' users that
+# `orderctl setup` made (and saved with ACL SAVE) outlive the restart.
 REDIS_DIR="$STACK_DIR/redis"
 REDIS_PID="$REDIS_DIR/redis.pid"
 _redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ]; }
 soak_redis_up() {
   _redis_ready && return 0
   mkdir -p "$REDIS_DIR/logs"
+  touch "$REDIS_DIR/users.acl"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
     --pidfile "$REDIS_PID" --logfile "$REDIS_DIR/logs/redis.log" --dir "$REDIS_DIR" \
-    --save "" --appendonly yes --appendfsync always --protected-mode yes
+    --save "" --appendonly yes --appendfsync always --protected-mode yes --aclfile "$REDIS_DIR/users.acl"
   wait_until "$STACK_WAIT_SECS" _redis_ready || fail redis "$REDIS_DIR/logs/redis.log" "no PONG"
 }
 soak_redis_down() {

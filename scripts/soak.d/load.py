@@ -37,8 +37,13 @@ class Order:
 
 
 class Load:
-    def __init__(self, command_url, query_url, rng, rate, target_orders, duration, products, max_inflight=300):
+    def __init__(self, command_url, query_url, rng, rate, target_orders, duration, products, max_inflight=300,
+                 headers=None, staff_headers=None):
         self.command_url = command_url
+        # The callers' Authorization: orders and reads as a service, the
+        # catalogue (products, customers) as staff.
+        self.headers = headers or {}
+        self.staff_headers = staff_headers or self.headers
         self.query_url = query_url
         self.rng = rng
         self.rate = rate
@@ -65,6 +70,8 @@ class Load:
     async def send(self, client, method, path, body, kind, key=None, if_match=None, deadline_s=45, base=None):
         key = key or str(uuid.uuid4())
         headers = {"Idempotency-Key": key}
+        if kind in ("product", "customer"):
+            headers.update(self.staff_headers)
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
         url = (base or self.command_url) + path
@@ -323,7 +330,7 @@ class Load:
 
     async def run(self, stop_event):
         limits = httpx.Limits(max_connections=400, max_keepalive_connections=50)
-        async with httpx.AsyncClient(limits=limits) as client:
+        async with httpx.AsyncClient(limits=limits, headers=self.headers) as client:
             self.t_start = time.monotonic()
             tasks = set()
             end = self.t_start + self.duration

@@ -24,6 +24,8 @@ from load import Load  # noqa: E402
 from faults import ALL_KINDS, SHORT_KINDS, Injector  # noqa: E402
 from check import Checker, Sampler, Stores  # noqa: E402
 import diskfull  # noqa: E402
+import tokens  # noqa: E402
+import access  # noqa: E402
 import report  # noqa: E402
 
 BINARIES = ["order-command", "outbox-relay", "summary-projector", "search-projector", "status-projector",
@@ -160,11 +162,14 @@ def main():
         "REDIS_URL": f"redis://127.0.0.1:{l_rd}",
         "SEARCH_URL": f"http://127.0.0.1:{l_os}",
     }
-    # The soak drives the pipeline's guarantees, not who may call it: the
-    # APIs take every caller as anonymous staff (their auth has its own tests).
-    common = dict(os.environ, AUTH_DISABLED="true", EVENTS_TOPIC=topic, REDIS_KEY_PREFIX=prefix, SEARCH_ALIAS=alias, MIGRATE_ON_START="false",
+    # Authentication on, as deployed (a fresh secret per run, tokens from
+    # orderctl); the per-subject rate limit is lifted because the load is one
+    # service subject at the soak's rate (the limiter has its own tests).
+    common = dict(os.environ, AUTH_HS256_SECRET=tokens.secret(), RATE_LIMIT_PER_SECOND="1000000",
+                  RATE_LIMIT_BURST="1000000", EVENTS_TOPIC=topic, REDIS_KEY_PREFIX=prefix, SEARCH_ALIAS=alias, MIGRATE_ON_START="false",
                   LOG_FORMAT="text", SHUTDOWN_GRACE="5s", RUST_LOG=os.environ.get("SOAK_RUST_LOG", "info,sqlx=warn,rdkafka=warn"))
-    direct_env = dict(common, **direct)
+    passwords = access.passwords()
+    direct_env = dict(common, **direct, **passwords)
     try:
         # Leftovers of an interrupted run (pid files in the soak's own stack dir).
         for e in ("postgres", "redis", "kafka", "opensearch"):
@@ -227,7 +232,7 @@ def main():
         ]
         def make(spec):
             kind, binary, name, extra, url = spec
-            env = dict(svc_env, **extra)
+            env = dict(access.service_env(binary, svc_env, passwords), **extra)
             if kind in ("summary", "search", "status"):
                 env["CONSUMER_GROUP"] = f"soak-{binary}"
             if kind == "query":
@@ -246,7 +251,9 @@ def main():
                         direct["SEARCH_URL"], alias, direct["KAFKA_BROKERS"], topic)
         sampler = Sampler(stores)
         threading.Thread(target=sampler.run, daemon=True).start()
-        load = Load(f"http://127.0.0.1:{p_cmd}", f"http://127.0.0.1:{p_query}", rng, rate, orders, a.duration, [])
+        staff = tokens.mint(a.bin_dir, common, "staff", "soak-staff")
+        load = Load(f"http://127.0.0.1:{p_cmd}", f"http://127.0.0.1:{p_query}", rng, rate, orders, a.duration, [],
+                    headers=tokens.mint(a.bin_dir, common, "service", "soak-load"), staff_headers=staff)
         injector = Injector(rng, kinds, engines, toxi, fleet, log)
         supervisor = Supervisor(fleet.all(), events)
         result["load_start"] = None
