@@ -67,9 +67,9 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Rebuild a read model beside the live one and swap it in without
     /// stopping anything: the summary into a shadow table, the status cache
-    /// into a new key generation (both from the write model or, with
-    /// `--from kafka`, by replay), the search index under its alias. A
-    /// rebuild that was stopped is carried on by the next run.
+    /// into a new key generation, the search index into a new index under
+    /// its alias; each from the write model or, with `--from kafka`, by
+    /// replay. A rebuild that was stopped is carried on by the next run.
     Rebuild(rebuild::RebuildArgs),
     /// Where is this order or event? The write model, its outbox rows, the
     /// relay, each projector's inbox, held rows, store version and lag, and

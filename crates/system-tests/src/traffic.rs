@@ -3,6 +3,12 @@
 //! API for every order it has seen, recording every error and every order
 //! whose version went back.
 //!
+//! With [`Traffic::start_with_search`] the reader also walks the search
+//! endpoint's first pages of the shop's orders (the newest, the ones that
+//! move) every round: an empty index where orders were found before, an
+//! order found before and missing now from the range the walk covered, or
+//! an order found at an older version is recorded too.
+//!
 //! For rebuilds and other swaps that must be invisible to users: the test
 //! runs the operation while both go on, then asserts the reader saw no
 //! error and no regression. [`Traffic::wait_for_commands`] lets a test hold
@@ -14,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use orderflow_readmodel::OrderSummary;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -115,6 +122,16 @@ impl Traffic {
     /// older ones paid later), reads through `query` (its base URL) of every
     /// order in `known` and every order placed since.
     pub fn start(shop: Shop, query: String, known: Vec<Uuid>) -> Self {
+        Self::start_reading(shop, query, known, false)
+    }
+
+    /// [`Traffic::start`], the reader also walking `GET /orders/search`.
+    pub fn start_with_search(shop: Shop, query: String, known: Vec<Uuid>) -> Self {
+        Self::start_reading(shop, query, known, true)
+    }
+
+    fn start_reading(shop: Shop, query: String, known: Vec<Uuid>, search: bool) -> Self {
+        let customer = shop.customer.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let commands = Arc::new(AtomicU64::new(0));
         let reads = Arc::new(AtomicU64::new(0));
@@ -160,6 +177,7 @@ impl Traffic {
             async move {
                 let mut observed = Observed::default();
                 let mut seen: HashMap<(&'static str, Uuid), i64> = HashMap::new();
+                let mut placed: HashMap<Uuid, i128> = HashMap::new();
                 let mut older = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     // The newest orders (the ones moving) every round, and
@@ -226,6 +244,12 @@ impl Traffic {
                             break;
                         }
                     }
+                    if search {
+                        let read = search_walk(&http, &query, &customer).await;
+                        reads.fetch_add(read.requests, Ordering::Relaxed);
+                        observed.reads += read.requests;
+                        check_search(&mut observed, &mut seen, &mut placed, read);
+                    }
                 }
                 observed.commands = commands.load(Ordering::Relaxed);
                 observed
@@ -284,5 +308,125 @@ impl Traffic {
         self.stop.store(true, Ordering::Relaxed);
         self.client.await.expect("traffic client");
         self.reader.await.expect("traffic reader")
+    }
+}
+
+/// Pages of the newest orders a search walk reads each round (the moving
+/// ones; the older ones do not change), so a round stays short however many
+/// orders the traffic has placed.
+const SEARCH_PAGES: usize = 3;
+
+/// One walk over the first pages of a customer's orders in the search
+/// endpoint, newest first.
+struct SearchWalk {
+    requests: u64,
+    /// `(order, version, placed_at in ms)` of every order found, or the failure.
+    found: Result<Vec<(Uuid, i64, i128)>, String>,
+    /// Whether the walk reached the last page (else it covers the orders
+    /// placed at or after the last one found).
+    complete: bool,
+}
+
+/// Reads the first [`SEARCH_PAGES`] pages of `customer`'s orders from
+/// `GET /orders/search`.
+async fn search_walk(http: &reqwest::Client, query: &str, customer: &str) -> SearchWalk {
+    let mut walk = SearchWalk {
+        requests: 0,
+        found: Ok(Vec::new()),
+        complete: false,
+    };
+    let mut cursor: Option<String> = None;
+    for _ in 0..SEARCH_PAGES {
+        let mut url = format!("{query}/orders/search?customer_id={customer}&limit=100");
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        walk.requests += 1;
+        let answer = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                walk.found = Err(format!("search: {e}"));
+                return walk;
+            }
+        };
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            walk.found = Err(format!("search: {status} {body}"));
+            return walk;
+        }
+        for item in body["items"].as_array().into_iter().flatten() {
+            match serde_json::from_value::<OrderSummary>(item.clone()) {
+                Ok(order) => {
+                    if let Ok(found) = &mut walk.found {
+                        found.push((
+                            order.order_id,
+                            order.version,
+                            // The index sorts by milliseconds, then id.
+                            order.placed_at.unix_timestamp_nanos() / 1_000_000,
+                        ));
+                    }
+                }
+                Err(e) => {
+                    walk.found = Err(format!("search: an unreadable item ({e}): {item}"));
+                    return walk;
+                }
+            }
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => {
+                walk.complete = true;
+                return walk;
+            }
+        }
+    }
+    walk
+}
+
+/// Records what a search walk shows against what earlier walks found: an
+/// error, an order gone from the range the walk covered (or an empty
+/// index), a version gone back. `placed` keeps each found order's
+/// `placed_at` (in milliseconds), the sort key that says whether it is in that range.
+fn check_search(
+    observed: &mut Observed,
+    seen: &mut HashMap<(&'static str, Uuid), i64>,
+    placed: &mut HashMap<Uuid, i128>,
+    walk: SearchWalk,
+) {
+    let found = match walk.found {
+        Ok(found) => found,
+        Err(e) => {
+            observed.errors.push(e);
+            return;
+        }
+    };
+    // The walk covers every order newer than its last one (sort: placed_at
+    // then id, descending), all of them when it reached the end.
+    let covered_from = match (walk.complete, found.last()) {
+        (false, Some((id, _, at))) => Some((*at, *id)),
+        _ => None,
+    };
+    let now: HashMap<Uuid, i64> = found.iter().map(|(id, v, _)| (*id, *v)).collect();
+    let gone = placed
+        .iter()
+        .filter(|(order, at)| covered_from.is_none_or(|from| (**at, **order) > from))
+        .filter(|(order, _)| !now.contains_key(order))
+        .count();
+    if gone > 0 {
+        observed.errors.push(format!(
+            "search: {gone} orders found before are not found now ({} found)",
+            now.len()
+        ));
+    }
+    for (order, version, at) in found {
+        placed.insert(order, at);
+        let entry = seen.entry(("search", order)).or_insert(version);
+        if version < *entry {
+            observed
+                .regressions
+                .push(("search".to_owned(), order, *entry, version));
+        }
+        *entry = (*entry).max(version);
     }
 }

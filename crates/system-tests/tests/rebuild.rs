@@ -1,10 +1,13 @@
-//! Rebuilding the summary table and the status cache beside the live ones
-//! while commands keep flowing through the real order-command and a reader
-//! polls the real order-query: no read fails, no order's version ever goes
-//! back, and afterwards `orderctl reconcile` finds the rebuilt models equal
-//! to the write model field by field. From the write model and by replay
-//! from Kafka; the replay has its own inbox scope (the live projector's
-//! inbox has seen every event) that is gone after the swap.
+//! Rebuilding the summary table, the status cache and the search index
+//! beside the live ones while commands keep flowing through the real
+//! order-command and a reader polls the real order-query (for the search
+//! index, every page of the shop's orders): no read fails, no order's
+//! version ever goes back, no order found before goes missing, and
+//! afterwards `orderctl reconcile` finds the rebuilt models equal to the
+//! write model field by field. From the write model and by replay from
+//! Kafka; the replay has its own inbox scope (the live projector's inbox
+//! has seen every event) that is gone after the swap. And `orderctl
+//! rebuild`, killed with SIGKILL half-way, carries on when run again.
 //!
 //! The rebuild is held after its fill until the traffic has acknowledged
 //! more commands ([`Gate`]), so writes really arrive between the copy and
@@ -16,7 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use orderflow_ops::rebuild::{self, KafkaSource, Progress, Source};
+use orderflow_ops::rebuild::{self, KafkaSource, Progress, SearchRebuild, Source};
+use orderflow_readstore::search::index;
 use orderflow_readstore::status::StatusProjection;
 use system_tests::traffic::{Observed, Shop, Traffic};
 use system_tests::{Pipeline, ServiceProcess, text};
@@ -28,7 +32,9 @@ const ORDERS: usize = 200;
 
 /// Holds a rebuild at the end of each phase until the traffic has
 /// acknowledged `more` commands since the phase began, and the reader has
-/// then read every order it polls (those new ones included) twice.
+/// then read every order it polls (those new ones included) twice; and a
+/// search rebuild by replay right after its swap until the reader has read
+/// the new index.
 struct Gate {
     commands: Arc<AtomicU64>,
     reads: Arc<AtomicU64>,
@@ -60,9 +66,15 @@ fn block_until(counter: &AtomicU64, target: u64, what: &str) {
 }
 
 impl Progress for Gate {
-    fn phase(&self, _: &str, _: u64) {
+    fn phase(&self, name: &str, _: u64) {
         self.at_phase
             .store(self.commands.load(Ordering::Relaxed), Ordering::Relaxed);
+        if name == rebuild::search::AFTER_SWAP {
+            // Just swapped: the reader walks the new index (a round of
+            // orders and a search walk) before the replay's last events.
+            let reads = self.reads.load(Ordering::Relaxed);
+            block_until(&self.reads, reads + 150, "reads");
+        }
     }
     fn position(&self, _: u64) {}
     fn finish(&self, _: &str) {
@@ -82,14 +94,20 @@ struct Running {
 }
 
 /// A pipeline with order-command, the relay, the summary and status
-/// projectors and order-query, and `ORDERS` orders visible in both models.
-async fn running(name: &str) -> Running {
+/// projectors (and the search projector for `Model::Search`) and
+/// order-query, and `ORDERS` orders visible in the summary (and search).
+async fn running(name: &str, model: Model) -> Running {
     let pipeline = Pipeline::fresh(name).await;
     let command = pipeline.start("order-command", &[]).await;
     let relay = pipeline.start("outbox-relay", &[]).await;
     let summary = pipeline.start("summary-projector", &[]).await;
     let status = pipeline.start("status-projector", &[]).await;
+    let mut services = vec![command, relay, summary, status];
+    if model == Model::Search {
+        services.push(pipeline.start("search-projector", &[]).await);
+    }
     let query = pipeline.start("order-query", &[]).await;
+    let command = &services[0];
     let http = reqwest::Client::new();
     let shop = Shop::open(&http, &command.base, &pipeline.topic).await;
     let mut orders = Vec::new();
@@ -109,10 +127,25 @@ async fn running(name: &str) -> Running {
         },
     )
     .await;
+    if model == Model::Search {
+        let client = orderflow_testkit::search_client().await;
+        let alias = pipeline.alias.clone();
+        orderflow_testkit::eventually(
+            "the first orders in the search index",
+            Duration::from_secs(120),
+            || async {
+                index::refresh(&client, &alias).await.ok()?;
+                let n = index::count(&client, &alias).await.ok()?;
+                (n >= ORDERS as u64).then_some(())
+            },
+        )
+        .await;
+    }
     let query_base = query.base.clone();
+    services.push(query);
     Running {
         pipeline,
-        _services: vec![command, relay, summary, status, query],
+        _services: services,
         shop,
         query: query_base,
         orders,
@@ -177,21 +210,51 @@ async fn inbox_rows(pipeline: &Pipeline, consumer: &str) -> i64 {
 enum Model {
     Summary,
     Status,
+    Search,
+}
+
+impl Model {
+    /// The `orderctl rebuild` / `reconcile --only` argument.
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Summary => "summary",
+            Self::Status => "status",
+            Self::Search => "search",
+        }
+    }
+
+    fn projector(self) -> &'static str {
+        match self {
+            Self::Summary => "summary-projector",
+            Self::Status => "status-projector",
+            Self::Search => "search-projector",
+        }
+    }
+
+    /// The replay's inbox scope.
+    fn scope(self) -> &'static str {
+        match self {
+            Self::Summary => rebuild::summary::SCOPE,
+            Self::Status => rebuild::status::SCOPE,
+            Self::Search => rebuild::search::SCOPE,
+        }
+    }
 }
 
 /// Runs one rebuild of `model` from `source` under traffic and checks it:
 /// no error, no regression, then zero drift and the scope dropped.
 async fn rebuild_under_traffic(name: &str, model: Model, from_kafka: bool) {
-    let run = running(name).await;
+    let run = running(name, model).await;
     let pipeline = &run.pipeline;
-    let traffic = Traffic::start(run.shop.clone(), run.query.clone(), run.orders.clone());
+    let traffic = if model == Model::Search {
+        Traffic::start_with_search(run.shop.clone(), run.query.clone(), run.orders.clone())
+    } else {
+        Traffic::start(run.shop.clone(), run.query.clone(), run.orders.clone())
+    };
     let gate = Gate::new(&traffic);
     let token = CancellationToken::new();
     let (write, read) = (&pipeline.write.pool, &pipeline.read.pool);
-    let projector = match model {
-        Model::Summary => "summary-projector",
-        Model::Status => "status-projector",
-    };
+    let projector = model.projector();
     let source = if from_kafka {
         kafka(pipeline, projector)
     } else {
@@ -218,16 +281,34 @@ async fn rebuild_under_traffic(name: &str, model: Model, from_kafka: bool) {
             assert!(report.deleted >= ORDERS as u64, "{report:?}");
             assert_eq!(status.generation().await.expect("generation"), 1);
         }
+        Model::Search => {
+            let target = SearchRebuild {
+                client: orderflow_testkit::search_client().await,
+                alias: pipeline.alias.clone(),
+                keep_old: false,
+                batch: 100,
+            };
+            let report = rebuild::rebuild_search_from(write, read, &target, &source, &gate, &token)
+                .await
+                .expect("search rebuild");
+            println!("rebuild search from {}: {report:?}", source.name());
+            let alias = &pipeline.alias;
+            assert_eq!(report.from, [format!("{alias}_v1")], "{report:?}");
+            assert_eq!(report.to, format!("{alias}_v2"), "{report:?}");
+            assert!(!report.resumed, "{report:?}");
+            let filled = if from_kafka {
+                report.replayed
+            } else {
+                report.fill.orders
+            };
+            assert!(filled >= ORDERS as u64, "{report:?}");
+        }
     }
     // Every polled order read at least twice more after the swap.
     traffic.wait_for_reads(600).await;
     let observed = traffic.stop().await;
-    let scope = match model {
-        Model::Summary => rebuild::summary::SCOPE,
-        Model::Status => rebuild::status::SCOPE,
-    };
     assert_eq!(
-        inbox_rows(pipeline, scope).await,
+        inbox_rows(pipeline, model.scope()).await,
         0,
         "the replay's inbox scope is dropped after the swap"
     );
@@ -235,15 +316,38 @@ async fn rebuild_under_traffic(name: &str, model: Model, from_kafka: bool) {
         inbox_rows(pipeline, projector).await > 0,
         "the live projector's inbox stays"
     );
+    assert_copy_live(pipeline, model).await;
+    assert_invisible_and_converged(pipeline, &observed, model.arg()).await;
+}
+
+/// What a finished rebuild of `model` leaves: the copy live, the old one
+/// gone.
+async fn assert_copy_live(pipeline: &Pipeline, model: Model) {
     match model {
-        Model::Summary => assert_shadow_gone(read).await,
+        Model::Summary => assert_shadow_gone(&pipeline.read.pool).await,
         Model::Status => assert_generation_gone(&pipeline.prefix, 0).await,
+        Model::Search => {
+            let client = orderflow_testkit::search_client().await;
+            let alias = &pipeline.alias;
+            assert_eq!(
+                index::behind(&client, alias).await.expect("alias"),
+                [format!("{alias}_v2")]
+            );
+            let old = format!("{alias}_v1");
+            assert!(
+                !index::exists(&client, &old).await.expect("exists"),
+                "the old index is deleted"
+            );
+            assert_eq!(
+                index::refresh_interval(&client, &format!("{alias}_v2"))
+                    .await
+                    .expect("settings")
+                    .as_deref(),
+                Some(index::REFRESH_INTERVAL),
+                "the new index is refreshed as the live one was"
+            );
+        }
     }
-    let only = match model {
-        Model::Summary => "summary",
-        Model::Status => "status",
-    };
-    assert_invisible_and_converged(pipeline, &observed, only).await;
 }
 
 async fn assert_shadow_gone(read: &sqlx::PgPool) {
@@ -303,17 +407,19 @@ async fn status_rebuild_by_replay_from_kafka_while_orders_flow() {
     rebuild_under_traffic("rbstatk", Model::Status, true).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_rebuild_by_replay_from_kafka_while_orders_flow() {
+    rebuild_under_traffic("rbsrchk", Model::Search, true).await;
+}
+
 /// `orderctl rebuild <model> --from <source>` started, held once its
 /// position reaches 50 (everything before durable), killed with SIGKILL
 /// there, and run again: the second run carries on what the first left
 /// and ends with the model swapped in, equal to the write model.
 async fn resumes_after_kill_9(name: &str, model: Model, from_kafka: bool) {
-    let run = running(name).await;
+    let run = running(name, model).await;
     let pipeline = &run.pipeline;
-    let (model_arg, scope) = match model {
-        Model::Summary => ("summary", rebuild::summary::SCOPE),
-        Model::Status => ("status", rebuild::status::SCOPE),
-    };
+    let (model_arg, scope) = (model.arg(), model.scope());
     let source = if from_kafka { "kafka" } else { "write-model" };
     let args = ["rebuild", model_arg, "--from", source, "--batch", "10"];
     let mut first = std::process::Command::new(system_tests::binary("orderctl"))
@@ -387,13 +493,10 @@ async fn resumes_after_kill_9(name: &str, model: Model, from_kafka: bool) {
         "the second run did {filled} of {total} again: {report}"
     );
     assert_eq!(inbox_rows(pipeline, scope).await, 0);
-    match model {
-        Model::Summary => assert_shadow_gone(&pipeline.read.pool).await,
-        Model::Status => {
-            assert!(status.rebuilding().await.expect("redis").is_none());
-            assert_generation_gone(&pipeline.prefix, 0).await;
-        }
+    if model == Model::Status {
+        assert!(status.rebuilding().await.expect("redis").is_none());
     }
+    assert_copy_live(pipeline, model).await;
     assert_converged(pipeline, model_arg).await;
 }
 
@@ -405,4 +508,19 @@ async fn summary_rebuild_from_kafka_resumes_after_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_rebuild_from_the_write_model_resumes_after_kill_9() {
     resumes_after_kill_9("rbstatkill", Model::Status, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn summary_rebuild_from_the_write_model_resumes_after_kill_9() {
+    resumes_after_kill_9("rbsumwkill", Model::Summary, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_rebuild_from_kafka_resumes_after_kill_9() {
+    resumes_after_kill_9("rbsrchkkill", Model::Search, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_rebuild_from_the_write_model_resumes_after_kill_9() {
+    resumes_after_kill_9("rbsrchwkill", Model::Search, false).await;
 }

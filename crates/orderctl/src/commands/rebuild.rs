@@ -31,7 +31,7 @@ pub enum Model {
 pub enum From {
     /// The write model: one read per order, the fastest.
     WriteModel,
-    /// The events topic from its earliest offset (summary and status).
+    /// The events topic from its earliest offset, through the projection.
     Kafka,
 }
 
@@ -44,8 +44,9 @@ pub struct RebuildArgs {
     /// Where to read the orders from.
     #[arg(long, value_enum, default_value = "write-model")]
     from: From,
-    /// Drop what a stopped rebuild of this model left (shadow table or key
-    /// generation) and start afresh, instead of carrying it on.
+    /// Drop what a stopped rebuild of this model left (shadow table, key
+    /// generation or half-filled index, and a replay's inbox scope) and
+    /// start afresh, instead of carrying it on.
     #[arg(long)]
     discard: bool,
     #[command(flatten)]
@@ -122,9 +123,7 @@ pub async fn run(
             let live_group = match args.model {
                 Model::Summary => args.groups.summary_group.clone(),
                 Model::Status => args.groups.status_group.clone(),
-                Model::Search => anyhow::bail!(
-                    "the search index is rebuilt from the write model only (drop --from kafka)"
-                ),
+                Model::Search => args.groups.search_group.clone(),
             };
             Source::Kafka(KafkaSource {
                 config: wiring::kafka_config(&args.kafka).await?,
@@ -138,6 +137,8 @@ pub async fn run(
             let read = wiring::read_pool(&args.read_db, 4).await?;
             if args.discard {
                 Shadow::discard(&read).await?;
+                rebuild::replay::discard_scope(&read, rebuild::summary::SCOPE, source.kafka())
+                    .await?;
             }
             let r = rebuild::rebuild_summary(&write, &read, &source, args.batch, &*progress, token)
                 .await?;
@@ -159,6 +160,8 @@ pub async fn run(
             );
             if args.discard {
                 status.discard_rebuild().await?;
+                rebuild::replay::discard_scope(&read, rebuild::status::SCOPE, source.kafka())
+                    .await?;
             }
             let r = rebuild::rebuild_status(
                 &write, &read, &status, &source, args.batch, &*progress, token,
@@ -173,22 +176,37 @@ pub async fn run(
             })
         }
         Model::Search => {
+            let read = wiring::read_pool(&args.read_db, 4).await?;
             let client = wiring::search_client(&args.search).await?;
-            let r = rebuild::rebuild_search(
-                &write,
-                &client,
-                &args.search.alias,
-                args.batch,
-                args.keep_old,
-                token,
-            )
-            .await?;
+            if args.discard {
+                rebuild::discard_search(&read, &client, &args.search.alias, source.kafka()).await?;
+            }
+            let target = rebuild::SearchRebuild {
+                client,
+                alias: args.search.alias.clone(),
+                keep_old: args.keep_old,
+                batch: args.batch,
+            };
+            let r =
+                rebuild::rebuild_search_from(&write, &read, &target, &source, &*progress, token)
+                    .await?;
+            // From the write model, the copy alone (as before); by replay,
+            // the whole rebuild (the replay is the copy).
+            let (filled, seconds) = if args.from == From::Kafka {
+                (r.replayed, r.elapsed)
+            } else {
+                (r.fill.orders, r.fill.elapsed)
+            };
             json!({
-                "model": "search", "source": "write-model", "resumed": r.resumed,
-                "from": r.from, "to": r.to, "filled": r.fill.orders,
-                "per_second": (r.fill.orders as f64 / r.fill.elapsed.as_secs_f64().max(1e-3)).round(),
+                "model": "search", "source": r.source, "resumed": r.resumed,
+                "from": r.from, "to": r.to, "filled": filled,
+                "per_second": (filled as f64 / seconds.as_secs_f64().max(1e-3)).round(),
                 "changed_during_fill": r.before_swap.0, "changed_after_swap": r.after_swap.0,
-                "deleted_old": r.deleted_old, "seconds": r.fill.elapsed.as_secs_f64(),
+                "caught_up_still": r.caught_up_still,
+                "caught_up_after_swap": r.caught_up_after_swap,
+                "still_ms": r.still_for.as_millis() as u64,
+                "deleted_old": r.deleted_old, "seconds": seconds.as_secs_f64(),
+                "total_seconds": r.elapsed.as_secs_f64(),
             })
         }
     };

@@ -3,7 +3,9 @@
 //!
 //! - [`summary`]: a shadow `order_summary`, from the write model or by
 //!   replay from Kafka, swapped in one transaction;
-//! - [`search`]: a new index behind the alias, from the write model;
+//! - [`search`]: a new index behind the alias, from the write model or by
+//!   replay from Kafka (what readers see in the live index standing still
+//!   for the last events);
 //! - [`status`]: a new key generation of the Redis cache, from the write
 //!   model or by replay, swapped by one pointer key.
 //!
@@ -20,6 +22,7 @@ pub mod status;
 pub mod summary;
 
 use anyhow::Context as _;
+use orderflow_projector::Inbox;
 use orderflow_readmodel::OrderSummary;
 use rdkafka::ClientConfig;
 use sqlx::PgPool;
@@ -29,7 +32,9 @@ use uuid::Uuid;
 use crate::backfill::next_ids;
 
 pub use progress::Progress;
-pub use search::{RebuildReport, rebuild_search};
+pub use search::{
+    RebuildReport, SearchRebuild, discard_search, rebuild_search, rebuild_search_from,
+};
 pub use status::{StatusRebuildReport, rebuild_status};
 pub use summary::{SummaryRebuildReport, rebuild_summary};
 
@@ -52,13 +57,39 @@ pub struct KafkaSource {
     pub live_group: String,
 }
 
+impl KafkaSource {
+    /// The replay's consumer group: its committed offsets are the replay's
+    /// progress, one group per live group (and so per topic).
+    pub fn rebuild_group(&self) -> String {
+        format!("{}.rebuild", self.live_group)
+    }
+}
+
 impl Source {
+    /// The topic to replay, when the source is Kafka.
+    pub fn kafka(&self) -> Option<&KafkaSource> {
+        match self {
+            Self::WriteModel => None,
+            Self::Kafka(kafka) => Some(kafka),
+        }
+    }
+
     /// As the command line and the shadow's record name it.
     pub fn name(&self) -> &'static str {
         match self {
             Self::WriteModel => "write-model",
             Self::Kafka(_) => "kafka",
         }
+    }
+}
+
+/// The inbox scope `name` of a replay (its rows in the read database's
+/// inbox, apart from the live projector's).
+pub(crate) fn scope(name: &'static str, read: &PgPool) -> Inbox {
+    Inbox {
+        consumer: name,
+        pool: read.clone(),
+        enabled: true,
     }
 }
 

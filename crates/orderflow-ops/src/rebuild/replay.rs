@@ -1,10 +1,10 @@
 //! Replaying the events topic from its earliest offset into a rebuild's
 //! copy of a read model, through the store's own projection.
 //!
-//! The replay is its own consumer: a consumer group `<projector>.rebuild`
+//! The replay is its own consumer: a consumer group `<live group>.rebuild`
 //! (its committed offsets are the rebuild's progress, so a rebuild killed
-//! with `kill -9` resumes where it committed) and an inbox scope of the same
-//! name, so the live projector's inbox, which has seen every event, never
+//! with `kill -9` resumes where it committed) and an inbox scope
+//! `<projector>.rebuild`, so the live projector's inbox, which has seen every event, never
 //! makes the replay skip one. Both are dropped after the swap
 //! ([`Replay::drop_scope`]). Offsets are committed only after a batch's
 //! effects are durable, as the live projector does.
@@ -106,16 +106,16 @@ pub async fn positions(
 }
 
 impl<P: Projection> Replay<P> {
-    /// A replay resuming where `inbox.consumer`'s group committed (from the
-    /// earliest offset when it never did).
+    /// A replay as consumer group `group`, resuming where it committed
+    /// (from the earliest offset when it never did).
     pub async fn open(
         config: &ClientConfig,
         topic: &str,
+        group: String,
         projection: P,
         inbox: Inbox,
         batch: usize,
     ) -> anyhow::Result<Self> {
-        let group = inbox.consumer.to_owned();
         let start = positions(config, topic, &group).await?;
         let consumer: StreamConsumer = config
             .clone()
@@ -158,6 +158,7 @@ impl<P: Projection> Replay<P> {
         let mut replay = Self::open(
             &kafka.config,
             &kafka.topic,
+            kafka.rebuild_group(),
             projection,
             inbox,
             usize::try_from(batch)?,
@@ -339,6 +340,25 @@ pub async fn replay_to_live<P: Projection>(
             return Ok(());
         }
     }
+}
+
+/// Deletes what a stopped replay left: its inbox scope `scope` and, when
+/// the rebuild reads Kafka, its consumer group (a copy discarded without
+/// them would be replayed from the old group's offsets).
+pub async fn discard_scope(
+    read: &sqlx::PgPool,
+    scope: &str,
+    kafka: Option<&KafkaSource>,
+) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM inbox WHERE consumer = $1")
+        .bind(scope)
+        .execute(read)
+        .await
+        .context("dropping the replay's inbox scope (READ_DATABASE_URL)")?;
+    if let Some(kafka) = kafka {
+        delete_group(&kafka.config, &kafka.rebuild_group()).await?;
+    }
+    Ok(())
 }
 
 /// Deletes consumer group `group` (a group that does not exist is fine).

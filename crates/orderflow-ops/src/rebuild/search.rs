@@ -1,46 +1,122 @@
-//! `orderctl rebuild search`: a new search index filled from the write
-//! model beside the live one, then swapped in under the alias.
+//! `orderctl rebuild search`: a new search index filled beside the live one,
+//! from the write model or by replay from Kafka, then swapped in under the
+//! alias.
 //!
 //! For what reconcile cannot repair in place (a document ahead of the write
-//! model), a mapping change, or a corrupted index. Readers and the projector
-//! use the alias throughout, so nothing stops: the new index `<alias>_v<N+1>`
-//! is filled (refresh off); the orders whose row changed since the fill
-//! began (`orders.updated_at`, with a minute's margin for transactions in
-//! flight) are written into it again; the alias moves to it in one atomic
-//! step; and the orders changed since that second pass are written once more
-//! through the alias. Every write is guarded by version. The projector may
-//! briefly hold an event whose earlier version the new index does not have
-//! yet; the last pass releases it. A rebuild that stops before the swap
-//! leaves its half-filled index behind; running it again picks that index
-//! up and carries on (what is already there is skipped by version).
+//! model), a mapping change, or a corrupted index. Readers and the live
+//! projector use the alias throughout, so nothing stops; the new index
+//! `<alias>_v<N+1>` is filled with refresh off and the alias moves to it in
+//! one atomic step. Every write is guarded by the order version (external
+//! versioning), so no pass can move a document back.
+//!
+//! From the write model: the orders whose row changed since the fill began
+//! (`orders.updated_at`, with a minute's margin for transactions in flight)
+//! are written into the new index again before the swap, and those changed
+//! since that second pass once more through the alias after it. The
+//! projector may briefly hold an event whose earlier version the new index
+//! does not have yet; the last pass releases it.
+//!
+//! From Kafka: the replay ([`super::replay`]) with its own consumer group
+//! and inbox scope ([`SCOPE`]) reads to where the live projector has
+//! committed. Then what readers see in the live index is made to stand
+//! still: its refresh is turned off, so whatever the live projector writes
+//! from now on stays invisible there (it goes on writing and reading its
+//! own writes, which a real-time get sees; it is never stopped or refused).
+//! The replay reads on to the high watermarks taken after that moment
+//! (everything readers can see in the live index came from below them),
+//! the copy is refreshed and checked (no event held behind a gap, at least
+//! as many documents as readers see in the live index) and only then does
+//! the alias move, in one atomic step. Last, the replay reads on to the
+//! high watermarks taken after the swap, so what the live projector wrote
+//! into the old index in between (never visible) reaches the copy too; an
+//! event of the live projector's that needs one of those first is held by
+//! it for that moment and then applied. A check that fails turns the live
+//! index's refresh back on and leaves the alias alone.
+//!
+//! The alias cannot be swapped away from an index the engine refuses
+//! writes to (its write blocks also refuse alias changes), and a refused
+//! write would be dead-lettered by the live projector: standing still is
+//! what readers need, so that is what the swap arranges.
+//!
+//! Resumable: the half-filled index stays behind when a rebuild dies, with
+//! its source and fill start in its mapping's `_meta`; the next run from the
+//! same source carries on, from the index's last order id (write model) or
+//! the replay group's committed offsets (Kafka), and turns the live
+//! index's refresh back on if the dead run left it off.
+
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use elasticsearch::Elasticsearch;
 use orderflow_readstore::search::{SearchProjection, index};
+use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::backfill::{BackfillReport, Targets, backfill};
+use super::progress::{Progress, Silent};
+use super::replay::{Replay, high_watermarks};
+use super::{KafkaSource, Source};
+use crate::backfill::{BackfillReport, Targets, backfill_with_progress};
+
+/// The replay's inbox scope (its consumer group is `<live group>.rebuild`).
+pub const SCOPE: &str = "search-projector.rebuild";
+
+/// The progress phase of a replay's last events, after the alias moved.
+pub const AFTER_SWAP: &str = "after swap";
 
 /// What a rebuild did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RebuildReport {
+    /// `write-model` or `kafka`.
+    pub source: String,
     /// The indices the alias pointed at before.
     pub from: Vec<String>,
     /// The index it points at now.
     pub to: String,
     /// Whether `to` was left by an earlier, unfinished rebuild.
     pub resumed: bool,
-    /// The fill of the new index.
+    /// The fill of the new index from the write model.
     pub fill: BackfillReport,
+    /// From Kafka: events the replay read this run, and of those the ones
+    /// read while the live index stood still and after the swap.
+    pub replayed: u64,
+    pub caught_up_still: u64,
+    pub caught_up_after_swap: u64,
+    /// How long what readers saw in the live index stood still.
+    pub still_for: Duration,
     /// Orders changed during the fill, written before the swap, and orders
     /// changed after that, written after it: (orders, documents changed).
     pub before_swap: (u64, u64),
     pub after_swap: (u64, u64),
     /// Whether the old indices were deleted.
     pub deleted_old: bool,
+    pub elapsed: Duration,
+}
+
+impl RebuildReport {
+    /// Orders (write model) or events (Kafka) per second over the rebuild.
+    pub fn rate(&self) -> f64 {
+        let done = if self.source == "kafka" {
+            self.replayed
+        } else {
+            self.fill.orders
+        };
+        done as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+}
+
+/// The index a search rebuild fills and swaps in.
+#[derive(Debug, Clone)]
+pub struct SearchRebuild {
+    pub client: Elasticsearch,
+    pub alias: String,
+    /// Keep the old index after the swap (delete it by hand later).
+    pub keep_old: bool,
+    /// Orders (or replayed events) per batch.
+    pub batch: i64,
 }
 
 /// The version number of `index` if it is `<alias>_v<N>`.
@@ -57,6 +133,28 @@ pub async fn rebuild_search(
     keep_old: bool,
     token: &CancellationToken,
 ) -> anyhow::Result<RebuildReport> {
+    let target = SearchRebuild {
+        client: client.clone(),
+        alias: alias.to_owned(),
+        keep_old,
+        batch,
+    };
+    // The inbox is used only by a replay.
+    rebuild_search_from(write, write, &target, &Source::WriteModel, &Silent, token).await
+}
+
+/// Rebuilds the index behind `target.alias` from `source`; `read` holds the
+/// replay's inbox scope.
+pub async fn rebuild_search_from(
+    write: &PgPool,
+    read: &PgPool,
+    target: &SearchRebuild,
+    source: &Source,
+    progress: &dyn Progress,
+    token: &CancellationToken,
+) -> anyhow::Result<RebuildReport> {
+    let started = Instant::now();
+    let (client, alias) = (&target.client, target.alias.as_str());
     let from = index::behind(client, alias).await?;
     let current = from
         .iter()
@@ -65,65 +163,257 @@ pub async fn rebuild_search(
         .unwrap_or(0);
     let to = format!("{alias}_v{}", current + 1);
     let resumed = index::exists(client, &to).await?;
-    if resumed {
-        tracing::info!(
-            index = to,
-            "orderctl.rebuild resuming into the index a stopped rebuild left"
-        );
+    let began = if resumed {
+        carry_on(client, &from, &to, source).await?
     } else {
+        let began = checkpoint(write).await?;
         index::create(client, &to, None).await?;
-    }
+        index::set_rebuild_meta(
+            client,
+            &to,
+            &json!({"source": source.name(), "began": began.format(&Rfc3339)?}),
+        )
+        .await?;
+        began
+    };
     // No refresh while filling: a bulk load's cost is mostly refreshes.
     index::set_refresh(client, &to, "-1").await?;
+    let mut report = RebuildReport {
+        source: source.name().to_owned(),
+        from,
+        to,
+        resumed,
+        deleted_old: !target.keep_old,
+        ..RebuildReport::default()
+    };
+    match source {
+        Source::WriteModel => {
+            from_write_model(write, target, began, progress, token, &mut report).await?;
+        }
+        Source::Kafka(kafka) => {
+            from_kafka(read, target, kafka, progress, token, &mut report).await?;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Picks up the index a stopped rebuild left: refuses one from another
+/// source, turns on the refresh it left off on the live index, and returns
+/// when its fill began.
+async fn carry_on(
+    client: &Elasticsearch,
+    live: &[String],
+    to: &str,
+    source: &Source,
+) -> anyhow::Result<OffsetDateTime> {
+    let meta = index::rebuild_meta(client, to).await?;
+    // An index left by an earlier release has no record: a write-model fill.
+    let left_by = meta["source"].as_str().unwrap_or("write-model");
+    anyhow::ensure!(
+        left_by == source.name(),
+        "a search rebuild from {left_by} stopped before its swap and left {to}; \
+         run it again with that source, or `orderctl rebuild search --discard` first"
+    );
+    tracing::info!(
+        index = to,
+        "orderctl.rebuild resuming into the index a stopped rebuild left"
+    );
+    for old in live {
+        if still(client, old).await? {
+            tracing::warn!(
+                index = old,
+                "orderctl.rebuild turning on the live index's refresh a stopped rebuild left off"
+            );
+            index::set_refresh(client, old, index::REFRESH_INTERVAL).await?;
+        }
+    }
+    Ok(match meta["began"].as_str() {
+        Some(began) => OffsetDateTime::parse(began, &Rfc3339)?,
+        // Unknown: every order counts as changed during the fill.
+        None => OffsetDateTime::UNIX_EPOCH,
+    })
+}
+
+/// Drops what a stopped search rebuild left: the half-filled index, the
+/// replay's inbox scope and consumer group, the live index's refresh off.
+pub async fn discard_search(
+    read: &PgPool,
+    client: &Elasticsearch,
+    alias: &str,
+    kafka: Option<&KafkaSource>,
+) -> anyhow::Result<()> {
+    let live = index::behind(client, alias).await?;
+    for old in &live {
+        if still(client, old).await? {
+            index::set_refresh(client, old, index::REFRESH_INTERVAL).await?;
+        }
+    }
+    let current = live
+        .iter()
+        .filter_map(|i| generation(alias, i))
+        .max()
+        .unwrap_or(0);
+    let next = format!("{alias}_v{}", current + 1);
+    if index::exists(client, &next).await? {
+        index::delete(client, &next).await?;
+    }
+    super::replay::discard_scope(read, SCOPE, kafka).await
+}
+
+async fn from_write_model(
+    write: &PgPool,
+    target: &SearchRebuild,
+    fill_began: OffsetDateTime,
+    progress: &dyn Progress,
+    token: &CancellationToken,
+    report: &mut RebuildReport,
+) -> anyhow::Result<()> {
+    let (client, alias, to) = (&target.client, target.alias.as_str(), report.to.clone());
     let into_new = SearchProjection {
         client: client.clone(),
         alias: to.clone(),
     };
-    let fill_began = checkpoint(write).await?;
+    // The fill writes in id order: a stopped one resumes after its last.
+    let after = if report.resumed {
+        index::last_order(client, &to)
+            .await?
+            .map(|id| id.parse::<Uuid>())
+            .transpose()?
+    } else {
+        None
+    };
     let targets = Targets {
         search: Some(into_new.clone()),
         ..Targets::default()
     };
-    let fill = backfill(write, &targets, None, batch, token)
+    report.fill = backfill_with_progress(write, &targets, after, target.batch, token, progress)
         .await
         .with_context(|| format!("filling {to}"))?;
     anyhow::ensure!(
-        fill.complete,
+        report.fill.complete,
         "rebuild stopped while filling {to}; run it again to carry on"
     );
     index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
     let second_began = checkpoint(write).await?;
-    let before_swap = refill(write, &into_new, fill_began, batch).await?;
-    client
-        .indices()
-        .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[&to]))
-        .send()
-        .await?;
+    report.before_swap = refill(write, &into_new, fill_began, target.batch).await?;
+    index::refresh(client, &to).await?;
 
-    index::swap(client, alias, &from, &to).await?;
-    tracing::info!(alias, from = ?from, to, "orderctl.rebuild alias swapped");
+    index::swap(client, alias, &report.from, &to).await?;
+    tracing::info!(alias, from = ?report.from, to, "orderctl.rebuild alias swapped");
 
     let through_alias = SearchProjection {
         client: client.clone(),
         alias: alias.to_owned(),
     };
-    let after_swap = refill(write, &through_alias, second_began, batch)
+    report.after_swap = refill(write, &through_alias, second_began, target.batch)
         .await
         .context("catching up after the swap; `orderctl backfill --only search` finishes it")?;
-    if !keep_old {
-        for old in &from {
+    if !target.keep_old {
+        for old in &report.from {
             index::delete(client, old).await?;
         }
     }
-    Ok(RebuildReport {
-        from,
+    Ok(())
+}
+
+async fn from_kafka(
+    read: &PgPool,
+    target: &SearchRebuild,
+    kafka: &KafkaSource,
+    progress: &dyn Progress,
+    token: &CancellationToken,
+    report: &mut RebuildReport,
+) -> anyhow::Result<()> {
+    let (client, alias, to) = (&target.client, target.alias.as_str(), report.to.clone());
+    let copy = SearchProjection {
+        client: client.clone(),
+        alias: to.clone(),
+    };
+    let (mut replay, replayed) = Replay::caught_up(
+        kafka,
+        copy,
+        super::scope(SCOPE, read),
+        target.batch,
+        progress,
+        token,
+    )
+    .await?;
+    report.replayed = replayed;
+    index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
+
+    let still_at = Instant::now();
+    for old in &report.from {
+        index::set_refresh(client, old, "-1").await?;
+    }
+    let checked = async {
+        // What readers see in the live index came from below these.
+        let seen = high_watermarks(kafka).await?;
+        let before = replay.position();
+        replay.run_until(&seen, &Silent).await?;
+        report.caught_up_still = replay.position() - before;
+        anyhow::ensure!(
+            replay.counts.gaps == 0,
+            "the replayed copy lacks events the live projector applied ({} held behind a gap); not swapped",
+            replay.counts.gaps
+        );
+        // Readers must find in the copy at least what they found before.
+        index::refresh(client, &to).await?;
+        let (live, copied) = (
+            index::count(client, alias).await?,
+            index::count(client, &to).await?,
+        );
+        anyhow::ensure!(
+            copied >= live,
+            "the replayed copy has {copied} documents, the live index {live}; not swapped"
+        );
+        index::swap(client, alias, &report.from, &to).await
+    }
+    .await;
+    if let Err(err) = checked {
+        for old in &report.from {
+            index::set_refresh(client, old, index::REFRESH_INTERVAL).await?;
+        }
+        return Err(err);
+    }
+    report.still_for = still_at.elapsed();
+    tracing::info!(
+        alias,
+        from = ?report.from,
         to,
-        resumed,
-        fill,
-        before_swap,
-        after_swap,
-        deleted_old: !keep_old,
-    })
+        still_ms = report.still_for.as_millis() as u64,
+        "orderctl.rebuild alias swapped"
+    );
+    // What the live projector wrote into the old index meanwhile.
+    let swapped = high_watermarks(kafka).await?;
+    let before = replay.position();
+    progress.phase(AFTER_SWAP, swapped.values().map(|h| *h as u64).sum());
+    replay
+        .run_until(&swapped, progress)
+        .await
+        .context("catching up after the swap; run `orderctl backfill --only search`")?;
+    report.caught_up_after_swap = replay.position() - before;
+    progress.finish(&format!(
+        "{} events after the swap",
+        report.caught_up_after_swap
+    ));
+    for old in &report.from {
+        if target.keep_old {
+            index::set_refresh(client, old, index::REFRESH_INTERVAL).await?;
+        } else {
+            index::delete(client, old).await?;
+        }
+    }
+    replay
+        .drop_scope()
+        .await
+        .context("dropping the replay's inbox scope and consumer group")
+}
+
+/// Whether `index`'s refresh is off (what a rebuild by replay leaves while
+/// it swaps).
+async fn still(client: &Elasticsearch, index: &str) -> anyhow::Result<bool> {
+    Ok(index::refresh_interval(client, index).await?.as_deref() == Some("-1"))
 }
 
 /// A point in write-model time before which every transaction still in
@@ -142,11 +432,7 @@ async fn refill(
     since: OffsetDateTime,
     batch: i64,
 ) -> anyhow::Result<(u64, u64)> {
-    let changed: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM orders WHERE updated_at >= $1 ORDER BY id")
-            .bind(since)
-            .fetch_all(write)
-            .await?;
+    let changed = super::summary::changed_since(write, since).await?;
     let mut written = 0;
     for chunk in changed.chunks(usize::try_from(batch)?) {
         let summaries = orderflow_writemodel::readback::summaries(write, Some(chunk)).await?;

@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use orderflow_projector::Inbox;
 use orderflow_readstore::status::StatusProjection;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +24,7 @@ use super::progress::Progress;
 use super::replay::Replay;
 use super::{KafkaSource, Source, fill};
 
-/// The replay's consumer group and inbox scope.
+/// The replay's inbox scope (its consumer group is `<live group>.rebuild`).
 pub const SCOPE: &str = "status-projector.rebuild";
 
 /// What a status rebuild did.
@@ -161,11 +160,7 @@ async fn fill_from_kafka(
     let (replay, filled) = Replay::caught_up(
         kafka,
         copy,
-        Inbox {
-            consumer: SCOPE,
-            pool: read.clone(),
-            enabled: true,
-        },
+        super::scope(SCOPE, read),
         batch,
         progress,
         token,

@@ -26,7 +26,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use orderflow_projector::Inbox;
 use orderflow_readstore::summary::shadow::{Shadow, SwapTx};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +35,7 @@ use super::progress::Progress;
 use super::replay::{Replay, high_watermarks};
 use super::{KafkaSource, Source, fill};
 
-/// The replay's consumer group and inbox scope.
+/// The replay's inbox scope (its consumer group is `<live group>.rebuild`).
 pub const SCOPE: &str = "summary-projector.rebuild";
 
 /// How long the swap waits for the live projector's transaction to end.
@@ -168,11 +167,7 @@ async fn from_kafka(
     let (mut replay, filled) = Replay::caught_up(
         kafka,
         shadow.projection(),
-        Inbox {
-            consumer: SCOPE,
-            pool: shadow.live.clone(),
-            enabled: true,
-        },
+        super::scope(SCOPE, &shadow.live),
         batch,
         progress,
         token,

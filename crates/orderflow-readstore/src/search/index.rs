@@ -1,11 +1,12 @@
 //! The `orders` index: an alias over a versioned index, so a rebuild can
 //! fill `orders_v2` and swap the alias without downtime.
 
-use elasticsearch::Elasticsearch;
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesExistsAliasParts, IndicesExistsParts,
-    IndicesGetAliasParts, IndicesPutMappingParts, IndicesPutSettingsParts,
+    IndicesGetAliasParts, IndicesGetMappingParts, IndicesGetSettingsParts, IndicesPutMappingParts,
+    IndicesPutSettingsParts, IndicesRefreshParts,
 };
+use elasticsearch::{CountParts, Elasticsearch, SearchParts};
 use serde_json::{Value, json};
 
 /// How soon a write becomes searchable (a rebuild turns it off while it
@@ -227,4 +228,96 @@ pub async fn exists(client: &Elasticsearch, index: &str) -> anyhow::Result<bool>
         .await?
         .status_code()
         .is_success())
+}
+
+/// `index`'s refresh interval as set (`None`: the engine's default). A
+/// rebuild by replay sets the live index's to `-1` for its last events, so
+/// what readers see there stands still while the copy takes them.
+pub async fn refresh_interval(
+    client: &Elasticsearch,
+    index: &str,
+) -> anyhow::Result<Option<String>> {
+    let response = client
+        .indices()
+        .get_settings(IndicesGetSettingsParts::Index(&[index]))
+        .flat_settings(true)
+        .send()
+        .await?;
+    let status = response.status_code();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "reading the settings of {index}: {status} {body}"
+    );
+    Ok(body[index]["settings"]["index.refresh_interval"]
+        .as_str()
+        .map(str::to_owned))
+}
+
+/// Makes what was written to `index` searchable now.
+pub async fn refresh(client: &Elasticsearch, index: &str) -> anyhow::Result<()> {
+    let response = client
+        .indices()
+        .refresh(IndicesRefreshParts::Index(&[index]))
+        .send()
+        .await?;
+    succeeded(response, &format!("refreshing {index}")).await
+}
+
+/// Documents in `index` (as of its last refresh).
+pub async fn count(client: &Elasticsearch, index: &str) -> anyhow::Result<u64> {
+    let response = client.count(CountParts::Index(&[index])).send().await?;
+    let status = response.status_code();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "counting {index}: {status} {body}");
+    Ok(body["count"].as_u64().unwrap_or(0))
+}
+
+/// The greatest order id in `index`, after a refresh: where a fill from the
+/// write model, which writes in id order, resumes.
+pub async fn last_order(client: &Elasticsearch, index: &str) -> anyhow::Result<Option<String>> {
+    refresh(client, index).await?;
+    let response = client
+        .search(SearchParts::Index(&[index]))
+        .body(json!({"size": 1, "_source": ["order_id"], "sort": [{"order_id": "desc"}]}))
+        .send()
+        .await?;
+    let status = response.status_code();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "reading {index}: {status} {body}");
+    Ok(body["hits"]["hits"][0]["_source"]["order_id"]
+        .as_str()
+        .map(str::to_owned))
+}
+
+/// Records `meta` in `index`'s mapping (`_meta`): what a rebuild needs to
+/// carry on after it was stopped (its source, when its fill began).
+pub async fn set_rebuild_meta(
+    client: &Elasticsearch,
+    index: &str,
+    meta: &Value,
+) -> anyhow::Result<()> {
+    let response = client
+        .indices()
+        .put_mapping(IndicesPutMappingParts::Index(&[index]))
+        .body(json!({"_meta": {"rebuild": meta}}))
+        .send()
+        .await?;
+    succeeded(response, &format!("recording the rebuild of {index}")).await
+}
+
+/// What [`set_rebuild_meta`] recorded for `index` (`null` if nothing).
+pub async fn rebuild_meta(client: &Elasticsearch, index: &str) -> anyhow::Result<Value> {
+    let response = client
+        .indices()
+        .get_mapping(IndicesGetMappingParts::Index(&[index]))
+        .send()
+        .await?;
+    let status = response.status_code();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "reading the mapping of {index}: {status} {body}"
+    );
+    Ok(body[index]["mappings"]["_meta"]["rebuild"].clone())
 }
