@@ -83,6 +83,66 @@ impl Source {
     }
 }
 
+/// What every rebuild runs with, whatever its store: the write model, the
+/// read database (holding a replay's inbox scope), the batch size, where it
+/// reports, and what stops it. The shared skeleton's steps (a fill from the
+/// write model that resumes, a replay caught up with the live projector)
+/// are its methods; each store's module adds only its copy and its swap.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub write: &'a PgPool,
+    pub read: &'a PgPool,
+    pub batch: i64,
+    pub progress: &'a dyn Progress,
+    pub token: &'a CancellationToken,
+}
+
+impl Job<'_> {
+    /// [`fill`] from the write model after `after` (`done` orders filled
+    /// by an earlier run), each batch handed to `write_batch`.
+    async fn fill<F, Fut>(
+        &self,
+        after: Option<Uuid>,
+        done: u64,
+        write_batch: F,
+    ) -> anyhow::Result<u64>
+    where
+        F: FnMut(Vec<OrderSummary>, Uuid) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        fill(
+            self.write,
+            after,
+            done,
+            self.batch,
+            self.progress,
+            self.token,
+            write_batch,
+        )
+        .await
+    }
+
+    /// The replay of `kafka` into `projection` with inbox scope `name`, run
+    /// until it has caught up with the live projector: the replay, and the
+    /// events it read this run.
+    pub(crate) async fn replay<P: orderflow_projector::Projection>(
+        &self,
+        kafka: &KafkaSource,
+        projection: P,
+        name: &'static str,
+    ) -> anyhow::Result<(replay::Replay<P>, u64)> {
+        replay::Replay::caught_up(
+            kafka,
+            projection,
+            scope(name, self.read),
+            self.batch,
+            self.progress,
+            self.token,
+        )
+        .await
+    }
+}
+
 /// The inbox scope `name` of a replay (its rows in the read database's
 /// inbox, apart from the live projector's).
 pub(crate) fn scope(name: &'static str, read: &PgPool) -> Inbox {
@@ -97,7 +157,7 @@ pub(crate) fn scope(name: &'static str, read: &PgPool) -> Inbox {
 /// time, handing each batch's summaries (and its last id) to `write`;
 /// `done` orders were filled by an earlier run. Stops between batches on
 /// `token`. Returns the orders this run filled.
-pub(crate) async fn fill<F, Fut>(
+async fn fill<F, Fut>(
     write: &PgPool,
     mut after: Option<Uuid>,
     mut done: u64,

@@ -57,7 +57,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::progress::{Progress, Silent};
-use super::replay::{Replay, high_watermarks};
+use super::replay::high_watermarks;
 use super::{KafkaSource, Source};
 use crate::backfill::{BackfillReport, Targets, backfill_with_progress};
 
@@ -191,7 +191,14 @@ pub async fn rebuild_search_from(
             from_write_model(write, target, began, progress, token, &mut report).await?;
         }
         Source::Kafka(kafka) => {
-            from_kafka(read, target, kafka, progress, token, &mut report).await?;
+            let job = super::Job {
+                write,
+                read,
+                batch: target.batch,
+                progress,
+                token,
+            };
+            from_kafka(&job, target, kafka, &mut report).await?;
         }
     }
     report.elapsed = started.elapsed();
@@ -318,11 +325,9 @@ async fn from_write_model(
 }
 
 async fn from_kafka(
-    read: &PgPool,
+    job: &super::Job<'_>,
     target: &SearchRebuild,
     kafka: &KafkaSource,
-    progress: &dyn Progress,
-    token: &CancellationToken,
     report: &mut RebuildReport,
 ) -> anyhow::Result<()> {
     let (client, alias, to) = (&target.client, target.alias.as_str(), report.to.clone());
@@ -330,15 +335,8 @@ async fn from_kafka(
         client: client.clone(),
         alias: to.clone(),
     };
-    let (mut replay, replayed) = Replay::caught_up(
-        kafka,
-        copy,
-        super::scope(SCOPE, read),
-        target.batch,
-        progress,
-        token,
-    )
-    .await?;
+    let (mut replay, replayed) = job.replay(kafka, copy, SCOPE).await?;
+    let progress = job.progress;
     report.replayed = replayed;
     index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
 

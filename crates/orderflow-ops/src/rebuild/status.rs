@@ -21,8 +21,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::Progress;
-use super::replay::Replay;
-use super::{KafkaSource, Source, fill};
+use super::{Job, Source};
 
 /// The replay's inbox scope (its consumer group is `<live group>.rebuild`).
 pub const SCOPE: &str = "status-projector.rebuild";
@@ -76,14 +75,22 @@ pub async fn rebuild_status(
         to: generation,
         ..StatusRebuildReport::default()
     };
+    let job = Job {
+        write,
+        read,
+        batch,
+        progress,
+        token,
+    };
     let replay = match source {
         Source::WriteModel => {
-            fill_from_write_model(write, status, &copy, batch, progress, token, &mut report)
-                .await?;
+            fill_from_write_model(&job, status, &copy, &mut report).await?;
             None
         }
         Source::Kafka(kafka) => {
-            Some(fill_from_kafka(read, kafka, copy, batch, progress, token, &mut report).await?)
+            let (replay, filled) = job.replay(kafka, copy, SCOPE).await?;
+            report.filled = filled;
+            Some(replay)
         }
     };
     let live = status.generation().await?;
@@ -114,12 +121,9 @@ pub async fn rebuild_status(
 }
 
 async fn fill_from_write_model(
-    write: &PgPool,
+    job: &Job<'_>,
     status: &StatusProjection,
     copy: &StatusProjection,
-    batch: i64,
-    progress: &dyn Progress,
-    token: &CancellationToken,
     report: &mut StatusRebuildReport,
 ) -> anyhow::Result<()> {
     let after = status.fill_position().await?;
@@ -127,45 +131,16 @@ async fn fill_from_write_model(
         Some(after) => u64::try_from(
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM orders WHERE id <= $1")
                 .bind(after)
-                .fetch_one(write)
+                .fetch_one(job.write)
                 .await?,
         )?,
         None => 0,
     };
-    report.filled = fill(
-        write,
-        after,
-        done,
-        batch,
-        progress,
-        token,
-        |summaries, last| async move {
+    report.filled = job
+        .fill(after, done, |summaries, last| async move {
             copy.backfill(&summaries).await?;
             status.set_fill_position(last).await
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(())
-}
-
-async fn fill_from_kafka(
-    read: &PgPool,
-    kafka: &KafkaSource,
-    copy: StatusProjection,
-    batch: i64,
-    progress: &dyn Progress,
-    token: &CancellationToken,
-    report: &mut StatusRebuildReport,
-) -> anyhow::Result<Replay<StatusProjection>> {
-    let (replay, filled) = Replay::caught_up(
-        kafka,
-        copy,
-        super::scope(SCOPE, read),
-        batch,
-        progress,
-        token,
-    )
-    .await?;
-    report.filled = filled;
-    Ok(replay)
 }

@@ -32,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::progress::Progress;
-use super::replay::{Replay, high_watermarks};
-use super::{KafkaSource, Source, fill};
+use super::replay::high_watermarks;
+use super::{Job, KafkaSource, Source};
 
 /// The replay's inbox scope (its consumer group is `<live group>.rebuild`).
 pub const SCOPE: &str = "summary-projector.rebuild";
@@ -95,13 +95,16 @@ pub async fn rebuild_summary(
         resumed: shadow.resumed,
         ..SummaryRebuildReport::default()
     };
+    let job = Job {
+        write,
+        read,
+        batch,
+        progress,
+        token,
+    };
     match source {
-        Source::WriteModel => {
-            from_write_model(write, &shadow, batch, progress, token, &mut report).await?;
-        }
-        Source::Kafka(kafka) => {
-            from_kafka(&shadow, kafka, batch, progress, token, &mut report).await?;
-        }
+        Source::WriteModel => from_write_model(&job, &shadow, &mut report).await?,
+        Source::Kafka(kafka) => from_kafka(&job, &shadow, kafka, &mut report).await?,
     }
     report.rows = sqlx::query_scalar("SELECT count(*) FROM order_summary")
         .fetch_one(read)
@@ -111,28 +114,19 @@ pub async fn rebuild_summary(
 }
 
 async fn from_write_model(
-    write: &PgPool,
+    job: &Job<'_>,
     shadow: &Shadow,
-    batch: i64,
-    progress: &dyn Progress,
-    token: &CancellationToken,
     report: &mut SummaryRebuildReport,
 ) -> anyhow::Result<()> {
+    let (write, batch) = (job.write, job.batch);
     let after = shadow.last_id().await?;
     let done = u64::try_from(shadow.rows().await?)?;
-    report.filled = fill(
-        write,
-        after,
-        done,
-        batch,
-        progress,
-        token,
-        |summaries, _| async move {
+    report.filled = job
+        .fill(after, done, |summaries, _| async move {
             shadow.backfill(&summaries).await?;
             Ok(())
-        },
-    )
-    .await?;
+        })
+        .await?;
 
     // Orders changed since the fill began: once more, without the lock.
     let changed = changed_since(write, shadow.meta.began).await?;
@@ -157,22 +151,12 @@ async fn from_write_model(
 }
 
 async fn from_kafka(
+    job: &Job<'_>,
     shadow: &Shadow,
     kafka: &KafkaSource,
-    batch: i64,
-    progress: &dyn Progress,
-    token: &CancellationToken,
     report: &mut SummaryRebuildReport,
 ) -> anyhow::Result<()> {
-    let (mut replay, filled) = Replay::caught_up(
-        kafka,
-        shadow.projection(),
-        super::scope(SCOPE, &shadow.live),
-        batch,
-        progress,
-        token,
-    )
-    .await?;
+    let (mut replay, filled) = job.replay(kafka, shadow.projection(), SCOPE).await?;
     report.filled = filled;
     shadow.analyze().await?;
 
