@@ -97,7 +97,23 @@ pub(crate) struct Job<'a> {
     pub token: &'a CancellationToken,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    pub(crate) fn new(
+        write: &'a PgPool,
+        read: &'a PgPool,
+        batch: i64,
+        progress: &'a dyn Progress,
+        token: &'a CancellationToken,
+    ) -> Self {
+        Self {
+            write,
+            read,
+            batch,
+            progress,
+            token,
+        }
+    }
+
     /// [`fill`] from the write model after `after` (`done` orders filled
     /// by an earlier run), each batch handed to `write_batch`.
     async fn fill<F, Fut>(

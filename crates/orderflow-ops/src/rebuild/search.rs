@@ -191,13 +191,7 @@ pub async fn rebuild_search_from(
             from_write_model(write, target, began, progress, token, &mut report).await?;
         }
         Source::Kafka(kafka) => {
-            let job = super::Job {
-                write,
-                read,
-                batch: target.batch,
-                progress,
-                token,
-            };
+            let job = super::Job::new(write, read, target.batch, progress, token);
             from_kafka(&job, target, kafka, &mut report).await?;
         }
     }

@@ -75,13 +75,7 @@ pub async fn rebuild_status(
         to: generation,
         ..StatusRebuildReport::default()
     };
-    let job = Job {
-        write,
-        read,
-        batch,
-        progress,
-        token,
-    };
+    let job = Job::new(write, read, batch, progress, token);
     let replay = match source {
         Source::WriteModel => {
             fill_from_write_model(&job, status, &copy, &mut report).await?;

@@ -95,13 +95,7 @@ pub async fn rebuild_summary(
         resumed: shadow.resumed,
         ..SummaryRebuildReport::default()
     };
-    let job = Job {
-        write,
-        read,
-        batch,
-        progress,
-        token,
-    };
+    let job = Job::new(write, read, batch, progress, token);
     match source {
         Source::WriteModel => from_write_model(&job, &shadow, &mut report).await?,
         Source::Kafka(kafka) => from_kafka(&job, &shadow, kafka, &mut report).await?,
