@@ -53,6 +53,13 @@ def commit():
     return rev + (" (work tree with uncommitted changes)" if dirty else "")
 
 
+def text(path):
+    """A bench's output, or that it did not run (a run stopped early)."""
+    if not os.path.exists(path) or not open(path).read().strip():
+        return "FAILED: not run in this run (it was stopped before this bench)"
+    return open(path).read().rstrip()
+
+
 def span(xs, fmt="{:.0f}"):
     if len(xs) == 1:
         return fmt.format(xs[0])
@@ -78,16 +85,17 @@ def main():
     ap.add_argument("--rebuild", required=True)
     ap.add_argument("--pipeline-json", required=True)
     ap.add_argument("--load", required=True, help="load averages while measuring, one line per section")
+    ap.add_argument("--binaries", help="when the measured release binaries were built")
     a = ap.parse_args()
 
     runs = defaultdict(list)  # (conc, variant) -> [(tps, p50, p99, errors)]
     rounds = defaultdict(dict)  # (conc, round) -> variant -> tps
-    for line in open(a.results):
+    for line in (open(a.results) if os.path.exists(a.results) else []):
         conc, rnd, key, tps, p50, p99, errors = line.split()
         runs[(int(conc), key)].append((float(tps), float(p50), float(p99), int(errors)))
         rounds[(int(conc), int(rnd))][key] = float(tps)
-    relay = open(a.relay).read().rstrip()
-    pipeline = open(a.pipeline).read().rstrip()
+    relay = text(a.relay)
+    pipeline = text(a.pipeline)
 
     out = []
     w = out.append
@@ -95,6 +103,8 @@ def main():
     w("")
     w(f"- machine: {machine()}")
     w(f"- made by `{a.invocation}` at commit {commit()}")
+    if a.binaries and os.path.exists(a.binaries):
+        w(f"- release binaries {open(a.binaries).read().strip()}")
     w(f"- {a.secs} s per run, {a.rounds} round(s) interleaving every variant; release builds;"
       " the machine is shared (other builds run), so figures are ranges and every one has"
       " its baseline from the same round")
@@ -139,6 +149,9 @@ def main():
       " locks and outbox row in one round trip, the target's baseline). Closed-loop"
       " latencies are per-request service times, not latency under an arrival rate.")
     w("")
+    if not runs:
+        w("**Not run in this run** (it was stopped before this section).")
+        w("")
     for conc in sorted({c for c, _ in runs}):
         w(f"### Concurrency {conc}")
         w("")

@@ -8,6 +8,7 @@ says, for each, met, not met, or not measured here.
 """
 
 import json
+import os
 import re
 from collections import defaultdict
 
@@ -219,7 +220,8 @@ def section_rates(w, a, extra):
       " raw baselines beside each line):")
     w("")
     w("```")
-    w(open(a.rebuild).read().rstrip())
+    w(open(a.rebuild).read().rstrip() if os.path.exists(a.rebuild) and open(a.rebuild).read().strip()
+      else "FAILED: not run in this run (it was stopped before this bench)")
     w("```")
     w("")
 
