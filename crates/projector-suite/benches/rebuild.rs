@@ -8,7 +8,11 @@
 //!   into a table like it;
 //! - summary and status by replay: the projector suite's event sequence for
 //!   `BENCH_ORDERS` orders produced to a fresh topic and replayed;
-//! - status from the write model vs pipelined `HSET` of the same entries.
+//! - status from the write model vs pipelined `HSET` of the same entries;
+//! - search by replay (`rebuild search --from kafka`: the replay into a new
+//!   index, the live index standing still, the alias swap) of the same
+//!   topic vs raw `_bulk` of the documents it made (1,000 per request,
+//!   external versions, refresh off) into a fresh index.
 //!
 //! Rates are orders per second (the replay's events per second too).
 
@@ -16,8 +20,9 @@
 
 use std::time::{Duration, Instant};
 
-use orderflow_ops::rebuild::{self, KafkaSource, Source, progress::Silent};
+use orderflow_ops::rebuild::{self, KafkaSource, SearchRebuild, Source, progress::Silent};
 use orderflow_ops::seed::{SeedPlan, seed};
+use orderflow_readstore::search::{SearchProjection, index};
 use orderflow_readstore::status::StatusProjection;
 use orderflow_testkit::{fresh_read_database, fresh_topic, fresh_write_database, kafka_config};
 use projector_suite::events::{messages, sequence};
@@ -182,5 +187,67 @@ async fn main() {
             events.len(),
             elapsed.as_secs_f64()
         );
+    }
+
+    // Search by replay of the same topic, beside raw `_bulk` of its documents.
+    let client = orderflow_testkit::search_client().await;
+    let alias = orderflow_testkit::fresh_index_name("bench_rebuild_search");
+    index::ensure(&client, &alias).await.expect("index");
+    let source = Source::Kafka(KafkaSource {
+        config: kafka_config(),
+        topic: topic.clone(),
+        live_group: format!("search-projector-bench-{topic}"),
+    });
+    let target = SearchRebuild {
+        client: client.clone(),
+        alias: alias.clone(),
+        keep_old: false,
+        batch: 1000,
+    };
+    let r =
+        rebuild::rebuild_search_from(&write.pool, &read2.pool, &target, &source, &Silent, &token)
+            .await
+            .expect("search rebuild");
+    println!(
+        "search   kafka        {:>9.0} orders/s   ({:.0} events/s, {} events in {:.2} s, still {} ms)",
+        rate(u64::from(n), r.elapsed),
+        rate(r.replayed, r.elapsed),
+        r.replayed,
+        r.elapsed.as_secs_f64(),
+        r.still_for.as_millis()
+    );
+    let mut ids: Vec<uuid::Uuid> = events.iter().map(|e| e.aggregate_id).collect();
+    ids.sort();
+    ids.dedup();
+    let rebuilt = SearchProjection {
+        client: client.clone(),
+        alias: alias.clone(),
+    };
+    let mut docs = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        docs.extend(rebuilt.load(chunk).await.expect("mget").into_values());
+    }
+    let raw_index = format!("{alias}_raw");
+    index::create(&client, &raw_index, None)
+        .await
+        .expect("raw index");
+    index::set_refresh(&client, &raw_index, "-1")
+        .await
+        .expect("refresh off");
+    let raw = SearchProjection {
+        client: client.clone(),
+        alias: raw_index.clone(),
+    };
+    let started = Instant::now();
+    for chunk in docs.chunks(1000) {
+        raw.backfill(chunk).await.expect("bulk");
+    }
+    println!(
+        "search   raw _bulk    {:>9.0} docs/s     ({} documents, 1,000 per request)",
+        rate(docs.len() as u64, started.elapsed()),
+        docs.len()
+    );
+    for i in [alias.clone() + "_v2", raw_index] {
+        index::delete(&client, &i).await.expect("delete");
     }
 }
