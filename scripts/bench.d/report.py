@@ -131,8 +131,8 @@ def main():
       " rdkafka producer alone sending the same keys and values with everything in flight;"
       " *depth 1* is the relay with one batch in flight (its shape before the window);"
       " *window* is the relay as configured by default (`RELAY_PIPELINE_DEPTH`). Steady:"
-      " one event per transaction at a fixed rate, commit → published from the rows' own"
-      " timestamps (an upper bound of commit → Kafka ack).")
+      " one event per transaction at a fixed rate, with the latencies the bench prints (commit →"
+      " Kafka ack, transaction start → ack, the writer's own insert and commit).")
     w("")
     w("```")
     w(relay)
