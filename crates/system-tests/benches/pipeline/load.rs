@@ -50,8 +50,9 @@ struct Orders {
     replies: VecDeque<(Uuid, i64)>,
 }
 
-/// One finished operation: its name, latency and outcome.
-type Finished = (&'static str, Duration, Result<(), String>);
+/// One finished operation: its name, the second of the phase it was meant
+/// to be sent in, its latency and outcome.
+type Finished = (&'static str, usize, Duration, Result<(), String>);
 
 /// What one phase of load measured.
 pub struct Phase {
@@ -67,6 +68,9 @@ pub struct Phase {
     pub acknowledged: u64,
     /// How far behind its schedule the generator itself fell, worst case.
     pub worst_start_lag: Duration,
+    /// Per second of intended send time: the commands' and the reads'
+    /// latencies sent in it (for the percentiles-over-time plot).
+    pub by_second: Vec<(Histogram<u64>, Histogram<u64>)>,
 }
 
 /// The generator's state across phases (orders carry over).
@@ -108,6 +112,7 @@ impl Generator {
                 self.visibility.clone(),
                 results.clone(),
             );
+            let second = (i / rate) as usize;
             let intended = intended.into_std();
             in_flight.push(tokio::spawn(async move {
                 let outcome = perform(op, &target, &orders, &visibility).await;
@@ -115,7 +120,7 @@ impl Generator {
                 results
                     .lock()
                     .expect("results")
-                    .push((op.name(), latency, outcome));
+                    .push((op.name(), second, latency, outcome));
             }));
         }
         futures::future::join_all(in_flight).await;
@@ -123,12 +128,27 @@ impl Generator {
         let mut commands = orderflow_testkit::bench::histogram();
         let mut errors = HashMap::new();
         let mut acknowledged = 0;
-        for (op, took, outcome) in results.lock().expect("results").drain(..) {
+        let mut by_second: Vec<(Histogram<u64>, Histogram<u64>)> = (0..secs)
+            .map(|_| {
+                (
+                    orderflow_testkit::bench::histogram(),
+                    orderflow_testkit::bench::histogram(),
+                )
+            })
+            .collect();
+        for (op, second, took, outcome) in results.lock().expect("results").drain(..) {
             let micros = took.as_micros() as u64;
             latency
                 .entry(op)
                 .or_insert_with(orderflow_testkit::bench::histogram)
                 .saturating_record(micros);
+            if let Some((commands, reads)) = by_second.get_mut(second) {
+                if op == "read" {
+                    reads.saturating_record(micros);
+                } else {
+                    commands.saturating_record(micros);
+                }
+            }
             match outcome {
                 Ok(()) if op != "read" => {
                     acknowledged += 1;
@@ -146,6 +166,7 @@ impl Generator {
             errors,
             acknowledged,
             worst_start_lag,
+            by_second,
         }
     }
 

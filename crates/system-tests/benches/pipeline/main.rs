@@ -16,8 +16,10 @@
 //!
 //! Build the binaries first: `cargo build --release --workspace --bins`;
 //! then `cargo bench -p system-tests --bench pipeline` (`scripts/bench`
-//! does both). `BENCH_OUT=<dir>` also writes `pipeline.json` and
-//! `pipeline-series.csv` there for the report's plots.
+//! does both). `BENCH_OUT=<dir>` also writes `pipeline.json`,
+//! `pipeline-series.csv` (backlog and memory each second) and
+//! `pipeline-latency.csv` (command and read latency percentiles per second
+//! of intended send time) there for the report's plots.
 
 #![allow(clippy::print_stdout)] // figures are the output
 
@@ -448,6 +450,25 @@ fn write_out(
         csv.push('\n');
     }
     std::fs::write(dir.join("pipeline-series.csv"), csv).expect("series csv");
+    // Latency percentiles per second of intended send time (failed
+    // operations included: their latency is what the caller waited).
+    let mut latency_csv = String::from(
+        "secs,commands_n,commands_p50_ms,commands_p99_ms,commands_max_ms,reads_n,reads_p50_ms,reads_p99_ms,reads_max_ms\n",
+    );
+    let cells = |h: &Histogram<u64>| {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{},{:.3},{:.3},{:.3}",
+            h.len(),
+            ms(0.5),
+            ms(0.99),
+            h.max() as f64 / 1000.0
+        )
+    };
+    for (second, (commands, reads)) in steady.by_second.iter().enumerate() {
+        latency_csv.push_str(&format!("{second},{},{}\n", cells(commands), cells(reads)));
+    }
+    std::fs::write(dir.join("pipeline-latency.csv"), latency_csv).expect("latency csv");
     let report = json!({
         "rate": steady.rate, "secs": steady.secs, "capacity_closed_loop": capacity,
         "acknowledged": steady.acknowledged, "errors": steady.errors,

@@ -176,12 +176,13 @@ async fn search_versions(
 }
 
 async fn status_versions(stores: &Stores, ids: &[Uuid]) -> Vec<(Uuid, i64)> {
+    use orderflow_readstore::ReadStore as _;
     stores
         .status
-        .load(ids)
+        .read(ids)
         .await
         .unwrap_or_default()
         .into_iter()
-        .map(|(id, (_status, version))| (id, version))
+        .map(|(id, stored)| (id, stored.version))
         .collect()
 }
