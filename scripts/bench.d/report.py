@@ -25,7 +25,7 @@ from report_dataset import (section_checkout, section_rates, section_reads,  # n
 
 LABELS = {
     "http": "PlaceOrder over HTTP (wrk → release order-command)",
-    "statements": "pgbench, the service's statements (one round trip each)",
+    "statements": "pgbench, the service's statements (its two round trips: the read, then one write statement)",
     "one": "pgbench, the same work in one statement (one round trip)",
     "statements_notify": "pgbench, the service's statements **plus a NOTIFY** (as before)",
     "one_notify": "pgbench, one statement **plus a NOTIFY**",
