@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::dlq::{DeadLetter, DeadLetterTopic};
-use crate::lag::{PartitionLag, group_lag};
+use crate::lag::{GroupLag, PartitionLag, group_lag};
 
 /// The relay's advisory-lock namespace (`outbox-relay`'s `LOCK_NAMESPACE`).
 const RELAY_LOCK_NAMESPACE: i32 = 0x4f46;
@@ -103,53 +103,22 @@ pub struct Trace {
 }
 
 /// Traces `id`, an order id or an event id.
+///
+/// Every hop is asked at once, each on its own connection: a trace takes as
+/// long as its slowest source (reading the dead-letter topic, or a consumer
+/// group's committed offsets), not the sum of a dozen round trips.
 pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
     let (order_id, event_id) = resolve(sources, id).await?;
-    let write: Option<(String, i64)> =
-        sqlx::query_as("SELECT status, version FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_optional(sources.write)
-            .await
-            .context("reading the write model (WRITE_DATABASE_URL)")?;
-    let outbox: Vec<OutboxEntry> = sqlx::query_as(
-        "SELECT id, event_id, event_type, aggregate_version, created_at, \
-                NULL::timestamptz AS published_at, parked_at, park_reason, \
-                NULL::int AS kafka_partition, NULL::bigint AS kafka_offset, traceparent \
-         FROM outbox WHERE aggregate_id = $1 \
-         UNION ALL \
-         SELECT id, event_id, event_type, aggregate_version, created_at, published_at, \
-                NULL, NULL, kafka_partition, kafka_offset, traceparent \
-         FROM outbox_published WHERE aggregate_id = $1 \
-         ORDER BY id",
-    )
-    .bind(order_id)
-    .fetch_all(sources.write)
-    .await
-    .context("reading the outbox (WRITE_DATABASE_URL)")?;
-    let relay_leaders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks \
-         WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted \
-           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .bind(RELAY_LOCK_NAMESPACE)
-    .fetch_one(sources.write)
-    .await
-    .context("reading the relay's locks (WRITE_DATABASE_URL)")?;
+    let (write, outbox, relay_leaders, dead_letters, stores, lags) = tokio::try_join!(
+        write_state(sources.write, order_id),
+        outbox_rows(sources.write, order_id),
+        relay_leaders(sources.write),
+        order_dead_letters(sources.dead_letters, order_id),
+        StoreViews::read(sources, order_id),
+        group_lags(sources),
+    )?;
     let partition = outbox.iter().rev().find_map(|r| r.kafka_partition);
-    let dead_letters: Vec<DeadLetter> = sources
-        .dead_letters
-        .list(None)
-        .await
-        .with_context(|| {
-            format!(
-                "reading the dead-letter topic {}",
-                sources.dead_letters.topic
-            )
-        })?
-        .into_iter()
-        .filter(|l| l.event.as_ref().is_some_and(|e| e.order_id == order_id))
-        .collect();
-    let projectors = projector_views(sources, order_id, partition).await?;
+    let projectors = stores.views(sources.projectors, lags, partition);
     let trace_id = outbox
         .iter()
         .rev()
@@ -169,6 +138,68 @@ pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
     };
     trace.verdict = verdict(&trace);
     Ok(trace)
+}
+
+async fn write_state(write: &PgPool, order_id: Uuid) -> anyhow::Result<Option<(String, i64)>> {
+    sqlx::query_as("SELECT status, version FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(write)
+        .await
+        .context("reading the write model (WRITE_DATABASE_URL)")
+}
+
+async fn outbox_rows(write: &PgPool, order_id: Uuid) -> anyhow::Result<Vec<OutboxEntry>> {
+    sqlx::query_as(
+        "SELECT id, event_id, event_type, aggregate_version, created_at, \
+                NULL::timestamptz AS published_at, parked_at, park_reason, \
+                NULL::int AS kafka_partition, NULL::bigint AS kafka_offset, traceparent \
+         FROM outbox WHERE aggregate_id = $1 \
+         UNION ALL \
+         SELECT id, event_id, event_type, aggregate_version, created_at, published_at, \
+                NULL, NULL, kafka_partition, kafka_offset, traceparent \
+         FROM outbox_published WHERE aggregate_id = $1 \
+         ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(write)
+    .await
+    .context("reading the outbox (WRITE_DATABASE_URL)")
+}
+
+async fn relay_leaders(write: &PgPool) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(RELAY_LOCK_NAMESPACE)
+    .fetch_one(write)
+    .await
+    .context("reading the relay's locks (WRITE_DATABASE_URL)")
+}
+
+async fn order_dead_letters(
+    topic: &DeadLetterTopic,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<DeadLetter>> {
+    Ok(topic
+        .list(None)
+        .await
+        .with_context(|| format!("reading the dead-letter topic {}", topic.topic))?
+        .into_iter()
+        .filter(|l| l.event.as_ref().is_some_and(|e| e.order_id == order_id))
+        .collect())
+}
+
+/// Every projector group's lag, all partitions (the order's partition is
+/// known only once the outbox has answered).
+async fn group_lags(sources: &Sources<'_>) -> anyhow::Result<Vec<GroupLag>> {
+    futures::future::try_join_all(sources.projectors.iter().map(|(_, group)| async move {
+        group_lag(sources.kafka, sources.events_topic, group)
+            .await
+            .with_context(|| format!("reading the lag of group {group} (KAFKA_BROKERS)"))
+    }))
+    .await
 }
 
 /// The order an id belongs to, and the event when it is an event id.
@@ -223,80 +254,103 @@ async fn resolve(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<(Uuid, Optio
         })
 }
 
-async fn projector_views(
-    sources: &Sources<'_>,
-    order_id: Uuid,
-    partition: Option<i32>,
-) -> anyhow::Result<Vec<ProjectorView>> {
-    let processed: Vec<(String, Uuid, i64, OffsetDateTime)> = sqlx::query_as(
-        "SELECT consumer, event_id, aggregate_version, processed_at FROM inbox \
-         WHERE aggregate_id = $1 ORDER BY aggregate_version",
-    )
-    .bind(order_id)
-    .fetch_all(sources.read)
-    .await
-    .context("reading the inboxes (READ_DATABASE_URL)")?;
-    let held: Vec<HeldEntry> = sqlx::query_as(
-        "SELECT consumer, event_id, aggregate_version, parked, reason, held_at FROM held_events \
-         WHERE aggregate_id = $1 ORDER BY aggregate_version",
-    )
-    .bind(order_id)
-    .fetch_all(sources.read)
-    .await
-    .context("reading held events (READ_DATABASE_URL)")?;
-    let summary: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM order_summary WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(sources.read)
-            .await
-            .context("reading order_summary (READ_DATABASE_URL)")?;
-    let search = sources
-        .search
-        .load(&[order_id])
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the search index (SEARCH_URL): {e}"))?
-        .get(&order_id)
-        .map(|s| s.version);
-    let status = sources
-        .status
-        .read(&[order_id])
-        .await
-        .context("reading the status cache (REDIS_URL)")?
-        .get(&order_id)
-        .map(|stored| stored.version);
-    let stores: HashMap<&str, Option<i64>> = HashMap::from([
-        (orderflow_readstore::summary::NAME, summary),
-        (orderflow_readstore::search::NAME, search),
-        (orderflow_readstore::status::NAME, status),
-    ]);
-    let mut views = Vec::new();
-    for (name, group) in sources.projectors {
-        let lag = match partition {
-            Some(p) => group_lag(sources.kafka, sources.events_topic, group)
+/// What the read side holds of the order: each projector's inbox and held
+/// rows, and the version in each store.
+struct StoreViews {
+    processed: Vec<(String, Uuid, i64, OffsetDateTime)>,
+    held: Vec<HeldEntry>,
+    versions: HashMap<&'static str, Option<i64>>,
+}
+
+impl StoreViews {
+    async fn read(sources: &Sources<'_>, order_id: Uuid) -> anyhow::Result<Self> {
+        let (processed, held, summary, search, status) = tokio::try_join!(
+            async {
+                sqlx::query_as(
+                    "SELECT consumer, event_id, aggregate_version, processed_at FROM inbox \
+                     WHERE aggregate_id = $1 ORDER BY aggregate_version",
+                )
+                .bind(order_id)
+                .fetch_all(sources.read)
                 .await
-                .with_context(|| format!("reading the lag of group {group} (KAFKA_BROKERS)"))?
-                .partitions
-                .into_iter()
-                .find(|l| l.partition == p),
-            None => None,
-        };
-        views.push(ProjectorView {
-            name: name.clone(),
-            store_version: stores.get(name.as_str()).copied().flatten(),
-            processed: processed
-                .iter()
-                .filter(|(c, ..)| c == name)
-                .map(|(_, e, v, at)| (*e, *v, *at))
-                .collect(),
-            held: held
-                .iter()
-                .filter(|h| &h.consumer == name)
-                .cloned()
-                .collect(),
-            lag,
-        });
+                .context("reading the inboxes (READ_DATABASE_URL)")
+            },
+            async {
+                sqlx::query_as(
+                    "SELECT consumer, event_id, aggregate_version, parked, reason, held_at \
+                     FROM held_events WHERE aggregate_id = $1 ORDER BY aggregate_version",
+                )
+                .bind(order_id)
+                .fetch_all(sources.read)
+                .await
+                .context("reading held events (READ_DATABASE_URL)")
+            },
+            async {
+                sqlx::query_scalar("SELECT version FROM order_summary WHERE order_id = $1")
+                    .bind(order_id)
+                    .fetch_optional(sources.read)
+                    .await
+                    .context("reading order_summary (READ_DATABASE_URL)")
+            },
+            async {
+                Ok(sources
+                    .search
+                    .load(&[order_id])
+                    .await
+                    .map_err(|e| anyhow::anyhow!("reading the search index (SEARCH_URL): {e}"))?
+                    .get(&order_id)
+                    .map(|s| s.version))
+            },
+            async {
+                Ok(sources
+                    .status
+                    .read(&[order_id])
+                    .await
+                    .context("reading the status cache (REDIS_URL)")?
+                    .get(&order_id)
+                    .map(|stored| stored.version))
+            },
+        )?;
+        Ok(Self {
+            processed,
+            held,
+            versions: HashMap::from([
+                (orderflow_readstore::summary::NAME, summary),
+                (orderflow_readstore::search::NAME, search),
+                (orderflow_readstore::status::NAME, status),
+            ]),
+        })
     }
-    Ok(views)
+
+    /// One view per projector, its lag on the order's partition when known.
+    fn views(
+        &self,
+        projectors: &[(String, String)],
+        lags: Vec<GroupLag>,
+        partition: Option<i32>,
+    ) -> Vec<ProjectorView> {
+        projectors
+            .iter()
+            .zip(lags)
+            .map(|((name, _), lag)| ProjectorView {
+                name: name.clone(),
+                store_version: self.versions.get(name.as_str()).copied().flatten(),
+                processed: self
+                    .processed
+                    .iter()
+                    .filter(|(c, ..)| c == name)
+                    .map(|(_, e, v, at)| (*e, *v, *at))
+                    .collect(),
+                held: self
+                    .held
+                    .iter()
+                    .filter(|h| &h.consumer == name)
+                    .cloned()
+                    .collect(),
+                lag: partition.and_then(|p| lag.partitions.into_iter().find(|l| l.partition == p)),
+            })
+            .collect()
+    }
 }
 
 /// One line: where the order (or the event) is, or where it got stuck.

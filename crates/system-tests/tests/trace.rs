@@ -1,6 +1,7 @@
 //! `orderctl trace` and `orderctl lag` (the binaries) on a running
 //! pipeline: an order visible everywhere, an event held behind a gap, one
-//! dead-lettered, and an order stuck in the outbox while the relay is down.
+//! dead-lettered, one a stopped projector has not reached (its group's lag,
+//! not another's), and an order stuck in the outbox while the relay is down.
 
 use std::time::Duration;
 
@@ -145,7 +146,35 @@ async fn trace_says_where_an_order_or_an_event_is() {
         "{seen:#}"
     );
 
-    // 4. With the relay stopped, a new order is stuck in the outbox.
+    // 4. With the status projector stopped, a new order reaches the other
+    // two stores, and the status projector's group (only it) is behind on
+    // the order's partition: each view carries its own group's lag.
+    let mut status_projector = projectors.pop().expect("status projector");
+    let exit = status_projector.terminate(Duration::from_secs(30)).await;
+    assert!(exit.success(), "status projector exit {exit}");
+    let (_, placed) = post(&http, format!("{base}/orders"), order_body.clone()).await;
+    let behind = placed["order_id"].as_str().expect("order id").to_owned();
+    eventually(
+        "trace: only the status projector behind",
+        DEADLINE,
+        || async {
+            let (_, value) = trace(&pipeline, &behind).await?;
+            let views = value["projectors"].as_array()?;
+            let view = |name: &str| views.iter().find(|v| v["name"] == name);
+            let caught_up = |name: &str| {
+                view(name).is_some_and(|v| v["store_version"] == 1 && v["lag"]["events"] == 0)
+            };
+            let status = view("status-projector")?;
+            (caught_up("summary-projector")
+                && caught_up("search-projector")
+                && status["store_version"].is_null()
+                && status["lag"]["events"].as_i64()? >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // 5. With the relay stopped, a new order is stuck in the outbox.
     let status = relay.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "relay exit {status}");
     let (_, placed) = post(&http, format!("{base}/orders"), order_body).await;
