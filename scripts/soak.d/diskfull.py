@@ -155,23 +155,23 @@ def run(bin_dir, common, direct, main_pg_port, log, logdir):
             res["phases"]["before"] = before
             # Fill the tmpfs.
             filler = os.path.join(mnt, "filler")
+            # Unbuffered: a write the full disk refuses leaves nothing in a
+            # buffer for close() to retry (a buffered file raised ENOSPC
+            # again on leaving the `with`, when the last write was partial).
             chunk = b"\0" * (1 << 20)
             written = 0
-            with open(filler, "wb") as f:
+            with open(filler, "wb", buffering=0) as f:
                 try:
-                    while True:
-                        f.write(chunk)
-                        f.flush()
+                    while f.write(chunk) == len(chunk):
                         written += 1
                 except OSError:
                     pass
-            try:
-                with open(filler + "-tail", "wb") as f:  # the last partial MiB too
-                    while True:
-                        f.write(b"\0" * 4096)
-                        f.flush()
-            except OSError:
-                pass
+            with open(filler + "-tail", "wb", buffering=0) as f:  # the last partial MiB too
+                try:
+                    while f.write(b"\0" * 4096):
+                        pass
+                except OSError:
+                    pass
             log(f"disk full: tmpfs filled ({written} MiB of filler)")
             full = []
             t_end = time.monotonic() + 20
