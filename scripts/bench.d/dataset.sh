@@ -37,6 +37,16 @@ ensure_dataset() {
   dataset_env "$1"
   if dataset_complete; then
     log "dataset of $ds_n orders is there (seeded $(psql -At "$ds_write" -c "SELECT at FROM bench_seeded"))"
+    # Kept across commits: brought to this commit's topology (migrations,
+    # topics, roles) as an upgrade in place would be.
+    env "${ds_env[@]}" "$bin/orderctl" setup >"$work/setup.txt"
+    # The local Redis keeps nothing across a stack restart: a kept dataset
+    # whose status cache went with it is backfilled again (else the traces
+    # are not "visible everywhere" and the status reconcile finds drift).
+    if [ -z "$(redis-cli -p "$REDIS_PORT" --scan --pattern "bench-report-$ds_n:*" | head -n 1)" ]; then
+      log "its status cache is gone (Redis restarted): orderctl backfill --only status"
+      env "${ds_env[@]}" "$bin/orderctl" backfill --only status >/dev/null
+    fi
     return
   fi
   log "seeding $ds_n orders (orderctl seed, then its backfill of all three read models)"

@@ -109,16 +109,23 @@ pub struct Trace {
 /// group's committed offsets), not the sum of a dozen round trips.
 pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
     let (order_id, event_id) = resolve(sources, id).await?;
-    let (write, outbox, relay_leaders, dead_letters, stores, lags) = tokio::try_join!(
+    let (write, (outbox, lags), relay_leaders, dead_letters, stores) = tokio::try_join!(
         write_state(sources.write, order_id),
-        outbox_rows(sources.write, order_id),
+        // The groups' lag matters on the order's partition only, known once
+        // the outbox answers; an order never published asks Kafka nothing.
+        async {
+            let outbox = outbox_rows(sources.write, order_id).await?;
+            let lags = match outbox.iter().rev().find_map(|r| r.kafka_partition) {
+                Some(partition) => group_lags(sources, partition).await?,
+                None => Vec::new(),
+            };
+            Ok((outbox, lags))
+        },
         relay_leaders(sources.write),
         order_dead_letters(sources.dead_letters, order_id),
         StoreViews::read(sources, order_id),
-        group_lags(sources),
     )?;
-    let partition = outbox.iter().rev().find_map(|r| r.kafka_partition);
-    let projectors = stores.views(sources.projectors, lags, partition);
+    let projectors = stores.views(sources.projectors, lags);
     let trace_id = outbox
         .iter()
         .rev()
@@ -191,13 +198,20 @@ async fn order_dead_letters(
         .collect())
 }
 
-/// Every projector group's lag, all partitions (the order's partition is
-/// known only once the outbox has answered).
-async fn group_lags(sources: &Sources<'_>) -> anyhow::Result<Vec<GroupLag>> {
+/// Each projector group's lag on `partition`, the groups asked at once.
+async fn group_lags(
+    sources: &Sources<'_>,
+    partition: i32,
+) -> anyhow::Result<Vec<Option<PartitionLag>>> {
     futures::future::try_join_all(sources.projectors.iter().map(|(_, group)| async move {
-        group_lag(sources.kafka, sources.events_topic, group)
+        let lag: GroupLag = group_lag(sources.kafka, sources.events_topic, group)
             .await
-            .with_context(|| format!("reading the lag of group {group} (KAFKA_BROKERS)"))
+            .with_context(|| format!("reading the lag of group {group} (KAFKA_BROKERS)"))?;
+        Ok::<_, anyhow::Error>(
+            lag.partitions
+                .into_iter()
+                .find(|l| l.partition == partition),
+        )
     }))
     .await
 }
@@ -322,17 +336,18 @@ impl StoreViews {
         })
     }
 
-    /// One view per projector, its lag on the order's partition when known.
+    /// One view per projector, with its group's lag on the order's
+    /// partition when the order has one (`lags` in the projectors' order,
+    /// empty when it has none).
     fn views(
         &self,
         projectors: &[(String, String)],
-        lags: Vec<GroupLag>,
-        partition: Option<i32>,
+        lags: Vec<Option<PartitionLag>>,
     ) -> Vec<ProjectorView> {
+        let mut lags = lags.into_iter();
         projectors
             .iter()
-            .zip(lags)
-            .map(|((name, _), lag)| ProjectorView {
+            .map(|(name, _)| ProjectorView {
                 name: name.clone(),
                 store_version: self.versions.get(name.as_str()).copied().flatten(),
                 processed: self
@@ -347,7 +362,7 @@ impl StoreViews {
                     .filter(|h| &h.consumer == name)
                     .cloned()
                     .collect(),
-                lag: partition.and_then(|p| lag.partitions.into_iter().find(|l| l.partition == p)),
+                lag: lags.next().flatten(),
             })
             .collect()
     }
