@@ -202,9 +202,7 @@ pub async fn set_refresh(
         .body(json!({"index": {"refresh_interval": interval}}))
         .send()
         .await?;
-    let status = response.status_code();
-    anyhow::ensure!(status.is_success(), "setting refresh of {index}: {status}");
-    Ok(())
+    succeeded(response, &format!("setting refresh of {index}")).await
 }
 
 /// Deletes `index`.
