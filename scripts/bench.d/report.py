@@ -66,6 +66,38 @@ def span(xs, fmt="{:.0f}"):
     return f"{fmt.format(min(xs))}–{fmt.format(max(xs))} (median {fmt.format(statistics.median(xs))})"
 
 
+def dataset_lines(w, a):
+    orders, seed_secs, backfill_secs, seeded_at, lines = open(a.dataset).read().split("|")
+    orders = int(orders)
+    w(f"- dataset: **{orders:,} orders** ({int(lines):,} lines) made by"
+      f" `orderctl seed --orders {orders}` ({float(seed_secs):.0f} s, {orders / float(seed_secs):,.0f}"
+      f" orders/s, then its backfill of all three read models {float(backfill_secs):.0f} s,"
+      f" {orders / float(backfill_secs):,.0f} orders/s; seeded {seeded_at.strip()}, kept between runs)")
+    w("- load average (1 min) when each section started: " + "; ".join(
+        l.strip() for l in open(a.load) if l.strip()))
+    w("")
+    return dict(orders=orders, lines=int(lines))
+
+
+def only_dataset(a, sections):
+    """`scripts/bench --only …`: some sections on the dataset, without the rest."""
+    out = []
+    w = out.append
+    w("# orderflow benchmark report: sections on the seeded dataset only")
+    w("")
+    w(f"- machine: {machine()}")
+    w(f"- made by `{a.invocation}` at commit {commit()}")
+    if a.binaries and os.path.exists(a.binaries):
+        w(f"- release binaries {open(a.binaries).read().strip()}")
+    w("- the sections below alone (the other sections and issue #14's targets are in"
+      " [REPORT.md](REPORT.md)); the section numbers are those of the full report")
+    extra = dataset_lines(w, a)
+    for name in sections:
+        {"reads": lambda: section_reads(w, a, extra), "checkout": lambda: section_checkout(w, a),
+         "trace": lambda: section_trace(w, a), "rates": lambda: section_rates(w, a, extra)}[name]()
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
@@ -86,7 +118,11 @@ def main():
     ap.add_argument("--pipeline-json", required=True)
     ap.add_argument("--load", required=True, help="load averages while measuring, one line per section")
     ap.add_argument("--binaries", help="when the measured release binaries were built")
+    ap.add_argument("--only", help="a report of these dataset sections alone (reads,checkout,trace,rates)")
     a = ap.parse_args()
+    if a.only:
+        print(only_dataset(a, a.only.split(",")))
+        return
 
     runs = defaultdict(list)  # (conc, variant) -> [(tps, p50, p99, errors)]
     rounds = defaultdict(dict)  # (conc, round) -> variant -> tps

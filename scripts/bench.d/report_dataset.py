@@ -142,29 +142,37 @@ def section_trace(w, a):
             rows[f[0]] = dict(n=int(f[1]), p50=float(f[2]), p99=float(f[3]), max=float(f[4]), ok=int(f[5]))
     w("## 7. `orderctl trace` latency (issue #12)")
     w("")
-    w("The release `orderctl trace --json <order id>` run as a process, as an operator runs it,"
-      " for random orders of the dataset (each reached every read model by the seed's"
-      " backfill; the dataset's topic has no events, so the Kafka part asks for offsets and"
-      " finds none). Baseline, interleaved order by order: a `psql` process looking the same"
-      " order up by primary key (start a client, connect, one indexed read). Wall-clock times"
-      " (`scripts/bench.d/trace.py`).")
+    w("The release `orderctl trace --json <order id>` run as a process, as an operator runs it."
+      " Two kinds of order of the dataset: orders placed through the pipeline during this"
+      " section (the release order-command, relay and three projectors running on the dataset:"
+      " each trace also reads the order's outbox rows with their partition and offset, every"
+      " inbox, and each consumer group's committed offset and watermarks on that partition),"
+      " and seeded orders (the seed writes straight into the stores: no events, so no"
+      " partition to ask Kafka about). Baseline, interleaved order by order: a `psql` process"
+      " looking the same order up by primary key (start a client, connect, one indexed read)."
+      " Wall-clock times (`scripts/bench.d/trace.py`).")
     w("")
     w("| | n | p50 ms | p99 ms | max ms | ok | p50 / baseline | p99 / baseline |")
     w("|---|---|---|---|---|---|---|---|")
     base = rows.get("psql")
-    for kind, text in [("trace", "`orderctl trace` (ok: exit 0, visible everywhere)"),
-                       ("psql", "baseline: `psql` primary-key lookup (ok: found)")]:
+    kinds = [("trace_pipeline", "`orderctl trace`, orders placed through the pipeline (ok: exit 0, visible everywhere)"),
+             ("trace", "`orderctl trace`, seeded orders (ok: exit 0, visible everywhere)"),
+             ("psql", "baseline: `psql` primary-key lookup (ok: found)")]
+    for kind, text in kinds:
         x = rows.get(kind)
         if not x:
             continue
-        rr = ("–", "–") if kind == "psql" else (fmt(ratio(x["p50"], base["p50"])), fmt(ratio(x["p99"], base["p99"])))
+        rr = ("–", "–") if kind == "psql" or not base else (
+            fmt(ratio(x["p50"], base["p50"])), fmt(ratio(x["p99"], base["p99"])))
         w(f"| {text} | {x['n']} | {fmt(x['p50'], 1)} | {fmt(x['p99'], 1)} | {fmt(x['max'], 1)} | {x['ok']}"
           f" | {rr[0]} | {rr[1]} |")
     w("")
-    t = rows.get("trace")
-    if t:
-        w(f"Issue #12 asks for under a second on the 1M-order dataset: p99 here {fmt(t['p99'], 0)} ms"
-          f" on {a_orders(a):,} orders, {'under' if t['p99'] < 1000 else 'over'} a second"
+    worst = max((rows[k] for k in ("trace_pipeline", "trace") if k in rows),
+                key=lambda x: x["p99"], default=None)
+    if worst:
+        w(f"Issue #12 asks for under a second on the 1M-order dataset: the slower kind's p99 here"
+          f" {fmt(worst['p99'], 0)} ms on {a_orders(a):,} orders,"
+          f" {'under' if worst['p99'] < 1000 else 'over'} a second"
           f"{'' if a_orders(a) >= 1_000_000 else ' (a smaller dataset than the target names)'}.")
         w("")
 

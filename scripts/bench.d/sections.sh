@@ -164,9 +164,12 @@ timed() {
 }
 
 # Section: orderctl trace as a process, against a process baseline.
+# Needs the release relay and projectors too: they run on the dataset while
+# the orders to trace are placed through the pipeline.
 bench_trace() {
-  log "trace: orderctl trace on $trace_ids random orders, beside psql's primary-key lookup"
-  env "${ds_env[@]}" python3 scripts/bench.d/trace.py "$bin/orderctl" "$ds_write" "$trace_ids" >"$work/trace.txt"
+  log "trace: $trace_ids orders placed through the pipeline and $trace_ids seeded ones, each traced beside psql's primary-key lookup"
+  mkdir -p "$work/trace-logs"
+  env "${ds_env[@]}" python3 scripts/bench.d/trace.py "$bin" "$ds_write" "$trace_ids" "$work/trace-logs" >"$work/trace.txt"
 }
 
 # Section: reconcile and rebuild rates on the dataset, beside raw copies.
