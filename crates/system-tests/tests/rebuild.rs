@@ -33,8 +33,8 @@ const ORDERS: usize = 200;
 /// Holds a rebuild at the end of each phase until the traffic has
 /// acknowledged `more` commands since the phase began, and the reader has
 /// then read every order it polls (those new ones included) twice; and a
-/// search rebuild by replay right after its swap until the reader has read
-/// the new index.
+/// search rebuild right after its swap until the reader has read the new
+/// index.
 struct Gate {
     commands: Arc<AtomicU64>,
     reads: Arc<AtomicU64>,
@@ -71,7 +71,7 @@ impl Progress for Gate {
             .store(self.commands.load(Ordering::Relaxed), Ordering::Relaxed);
         if name == rebuild::search::AFTER_SWAP {
             // Just swapped: the reader walks the new index (a round of
-            // orders and a search walk) before the replay's last events.
+            // orders and a search walk) before the last pass.
             let reads = self.reads.load(Ordering::Relaxed);
             block_until(&self.reads, reads + 150, "reads");
         }
@@ -408,6 +408,11 @@ async fn status_rebuild_by_replay_from_kafka_while_orders_flow() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_rebuild_from_the_write_model_while_orders_flow() {
+    rebuild_under_traffic("rbsrchw", Model::Search, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn search_rebuild_by_replay_from_kafka_while_orders_flow() {
     rebuild_under_traffic("rbsrchk", Model::Search, true).await;
 }
@@ -508,6 +513,11 @@ async fn summary_rebuild_from_kafka_resumes_after_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_rebuild_from_the_write_model_resumes_after_kill_9() {
     resumes_after_kill_9("rbstatkill", Model::Status, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_rebuild_from_kafka_resumes_after_kill_9() {
+    resumes_after_kill_9("rbstatkkill", Model::Status, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,7 +12,13 @@
 //! From the write model: the orders whose row changed since the fill began
 //! (`orders.updated_at`, with a minute's margin for transactions in flight)
 //! are written into the new index again before the swap, and those changed
-//! since that second pass once more through the alias after it. The
+//! since that second pass once more through the alias after it. What
+//! readers see in the live index stands still (its refresh off) from before
+//! the second pass until the swap: the second pass reads the write model
+//! after that moment, so the copy holds at least what readers could see; a
+//! change the live projector made visible after the second pass read its
+//! order would otherwise go back or vanish for readers at the swap (a
+//! second pass or swap that fails turns the refresh back on). The
 //! projector may briefly hold an event whose earlier version the new index
 //! does not have yet; the last pass releases it.
 //!
@@ -64,8 +70,13 @@ use crate::backfill::{BackfillReport, Targets, backfill_with_progress};
 /// The replay's inbox scope (its consumer group is `<live group>.rebuild`).
 pub const SCOPE: &str = "search-projector.rebuild";
 
-/// The progress phase of a replay's last events, after the alias moved.
+/// The progress phase of the last pass, after the alias moved: a replay's
+/// last events, or the orders the write model changed since the second pass.
 pub const AFTER_SWAP: &str = "after swap";
+
+/// The progress phase of a write-model rebuild's second pass, before the
+/// swap: the orders changed while the fill ran.
+pub const CHANGED_DURING_FILL: &str = "changed during fill";
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +96,8 @@ pub struct RebuildReport {
     pub replayed: u64,
     pub caught_up_still: u64,
     pub caught_up_after_swap: u64,
-    /// How long what readers saw in the live index stood still.
+    /// How long what readers saw in the live index stood still (from the
+    /// write model: the second pass and the swap).
     pub still_for: Duration,
     /// Orders changed during the fill, written before the swap, and orders
     /// changed after that, written after it: (orders, documents changed).
@@ -296,26 +308,41 @@ async fn from_write_model(
         "rebuild stopped while filling {to}; run it again to carry on"
     );
     index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
-    let second_began = checkpoint(write).await?;
-    report.before_swap = refill(write, &into_new, fill_began, target.batch).await?;
-    index::refresh(client, &to).await?;
 
-    index::swap(client, alias, &report.from, &to).await?;
-    tracing::info!(alias, from = ?report.from, to, "orderctl.rebuild alias swapped");
+    // Readers' view of the live index stands still before the second pass
+    // reads the write model, so the copy holds at least that view.
+    let from = report.from.clone();
+    let second_pass = async {
+        let second_began = checkpoint(write).await?;
+        let written = refill(
+            write,
+            &into_new,
+            fill_began,
+            target.batch,
+            (CHANGED_DURING_FILL, progress),
+        )
+        .await?;
+        index::refresh(client, &to).await?;
+        Ok((second_began, written))
+    };
+    let ((second_began, before_swap), still_for) =
+        swap_standing_still(client, alias, &from, &to, second_pass).await?;
+    (report.before_swap, report.still_for) = (before_swap, still_for);
 
     let through_alias = SearchProjection {
         client: client.clone(),
         alias: alias.to_owned(),
     };
-    report.after_swap = refill(write, &through_alias, second_began, target.batch)
-        .await
-        .context("catching up after the swap; `orderctl backfill --only search` finishes it")?;
-    if !target.keep_old {
-        for old in &report.from {
-            index::delete(client, old).await?;
-        }
-    }
-    Ok(())
+    report.after_swap = refill(
+        write,
+        &through_alias,
+        second_began,
+        target.batch,
+        (AFTER_SWAP, progress),
+    )
+    .await
+    .context("catching up after the swap; `orderctl backfill --only search` finishes it")?;
+    retire_old(target, &report.from).await
 }
 
 async fn from_kafka(
@@ -334,16 +361,12 @@ async fn from_kafka(
     report.replayed = replayed;
     index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
 
-    let still_at = Instant::now();
-    for old in &report.from {
-        index::set_refresh(client, old, "-1").await?;
-    }
-    let checked = async {
+    let from = report.from.clone();
+    let caught_up = async {
         // What readers see in the live index came from below these.
         let seen = high_watermarks(kafka).await?;
         let before = replay.position();
         replay.run_until(&seen, &Silent).await?;
-        report.caught_up_still = replay.position() - before;
         anyhow::ensure!(
             replay.counts.gaps == 0,
             "the replayed copy lacks events the live projector applied ({} held behind a gap); not swapped",
@@ -359,23 +382,10 @@ async fn from_kafka(
             copied >= live,
             "the replayed copy has {copied} documents, the live index {live}; not swapped"
         );
-        index::swap(client, alias, &report.from, &to).await
-    }
-    .await;
-    if let Err(err) = checked {
-        for old in &report.from {
-            index::set_refresh(client, old, index::REFRESH_INTERVAL).await?;
-        }
-        return Err(err);
-    }
-    report.still_for = still_at.elapsed();
-    tracing::info!(
-        alias,
-        from = ?report.from,
-        to,
-        still_ms = report.still_for.as_millis() as u64,
-        "orderctl.rebuild alias swapped"
-    );
+        Ok(replay.position() - before)
+    };
+    (report.caught_up_still, report.still_for) =
+        swap_standing_still(client, alias, &from, &to, caught_up).await?;
     // What the live projector wrote into the old index meanwhile.
     let swapped = high_watermarks(kafka).await?;
     let before = replay.position();
@@ -389,21 +399,79 @@ async fn from_kafka(
         "{} events after the swap",
         report.caught_up_after_swap
     ));
-    for old in &report.from {
-        if target.keep_old {
-            index::set_refresh(client, old, index::REFRESH_INTERVAL).await?;
-        } else {
-            index::delete(client, old).await?;
-        }
-    }
+    retire_old(target, &report.from).await?;
     replay
         .drop_scope()
         .await
         .context("dropping the replay's inbox scope and consumer group")
 }
 
-/// Whether `index`'s refresh is off (what a rebuild by replay leaves while
-/// it swaps).
+/// Stands readers' view of the live indices `from` still (their refresh
+/// off), runs `last` (the copy's last writes and checks), and moves the
+/// alias to `to` in one atomic step; when either fails the refresh goes back
+/// on and the alias stays. What `last` returned, and how long the view
+/// stood still.
+async fn swap_standing_still<T>(
+    client: &Elasticsearch,
+    alias: &str,
+    from: &[String],
+    to: &str,
+    last: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Duration)> {
+    let still_at = Instant::now();
+    set_refresh_all(client, from, "-1").await?;
+    let swapped = async {
+        let done = last.await?;
+        index::swap(client, alias, from, to).await?;
+        anyhow::Ok(done)
+    }
+    .await;
+    match swapped {
+        Ok(done) => {
+            let still_for = still_at.elapsed();
+            tracing::info!(
+                alias,
+                ?from,
+                to,
+                still_ms = still_for.as_millis() as u64,
+                "orderctl.rebuild alias swapped"
+            );
+            Ok((done, still_for))
+        }
+        Err(err) => {
+            set_refresh_all(client, from, index::REFRESH_INTERVAL).await?;
+            Err(err)
+        }
+    }
+}
+
+/// Sets the refresh interval of every index in `indices`.
+async fn set_refresh_all(
+    client: &Elasticsearch,
+    indices: &[String],
+    interval: &str,
+) -> anyhow::Result<()> {
+    for index in indices {
+        index::set_refresh(client, index, interval).await?;
+    }
+    Ok(())
+}
+
+/// After the swap: the old indices deleted, or kept with their refresh back
+/// on (`keep_old`).
+async fn retire_old(target: &SearchRebuild, old: &[String]) -> anyhow::Result<()> {
+    if target.keep_old {
+        set_refresh_all(&target.client, old, index::REFRESH_INTERVAL).await
+    } else {
+        for index in old {
+            index::delete(&target.client, index).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `index`'s refresh is off (what a rebuild leaves while it
+/// swaps).
 async fn still(client: &Elasticsearch, index: &str) -> anyhow::Result<bool> {
     Ok(index::refresh_interval(client, index).await?.as_deref() == Some("-1"))
 }
@@ -417,18 +485,27 @@ async fn checkpoint(write: &PgPool) -> sqlx::Result<OffsetDateTime> {
 }
 
 /// Writes the orders changed since `since` into `projection`, guarded by
-/// version: (orders, documents changed).
+/// version, reported to `progress` as phase `phase`: (orders, documents
+/// changed).
 async fn refill(
     write: &PgPool,
     projection: &SearchProjection,
     since: OffsetDateTime,
     batch: i64,
+    (phase, progress): (&str, &dyn Progress),
 ) -> anyhow::Result<(u64, u64)> {
     let changed = super::summary::changed_since(write, since).await?;
-    let mut written = 0;
+    progress.phase(phase, changed.len() as u64);
+    let (mut done, mut written) = (0, 0);
     for chunk in changed.chunks(usize::try_from(batch)?) {
         let summaries = orderflow_writemodel::readback::summaries(write, Some(chunk)).await?;
         written += projection.backfill(&summaries).await?;
+        done += chunk.len() as u64;
+        progress.position(done);
     }
+    progress.finish(&format!(
+        "{} orders changed, {written} documents written",
+        changed.len()
+    ));
     Ok((changed.len() as u64, written))
 }
