@@ -10,7 +10,8 @@
 //!    raw baseline for its store that writes the same folded state in the
 //!    same batch size (`BENCH_BATCH`, default 500) with no Kafka, inbox or
 //!    read-back: batched upserts (Postgres), `_bulk` (OpenSearch), pipelined
-//!    HSET + PUBLISH (Redis).
+//!    HSET + PUBLISH (Redis). `BENCH_PROJECTORS` (a comma-separated list of
+//!    `summary`, `search`, `status`; default all) picks the projectors.
 //! 2. **Profile**: for each replay, the projector's own
 //!    `projector_batch_stage_seconds` from its `/metrics` at the end: mean
 //!    milliseconds a batch and share of the run for each stage (waiting for
@@ -170,6 +171,7 @@ const ORDER: &[&str] = &[
     "inbox_check",
     "apply",
     "store_read",
+    "inbox_seen",
     "inbox_record",
     "store_write",
     "tx_commit",
@@ -359,12 +361,17 @@ async fn main() {
         "inbox cost"
     );
     let mut profiles = Vec::new();
+    let picked = std::env::var("BENCH_PROJECTORS").unwrap_or_default();
+    let picked: Vec<&str> = picked.split(',').filter(|s| !s.is_empty()).collect();
     for backend in Backend::all() {
+        let name = format!("{backend:?}").to_lowercase();
+        if !picked.is_empty() && !picked.contains(&name.as_str()) {
+            continue;
+        }
         let raw = raw_baseline(backend, &events).await;
         // Without the inbox first, so a warm cache never favours the inbox run.
         let without = replay(backend, &topic, events.len(), false).await;
         let with_inbox = replay(backend, &topic, events.len(), true).await;
-        let name = format!("{backend:?}").to_lowercase();
         println!(
             "{name:>9} | {raw:>12.0} | {:>12.0} {:>12.0} | {:>12.0} {:>12.0} | {:>6.2}x {:>9.0}%",
             with_inbox.wall,
