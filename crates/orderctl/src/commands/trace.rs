@@ -38,17 +38,21 @@ pub struct TraceArgs {
 
 /// Traces one id; exits [`DRIFT_EXIT`] unless it is visible everywhere.
 pub async fn run(args: TraceArgs, format: Format) -> anyhow::Result<ExitCode> {
-    let write = wiring::write_pool(&args.write_db, 2).await?;
-    let read = wiring::read_pool(&args.read_db, 2).await?;
+    // Every store reached at once: one after the other, the five
+    // connections were most of an operator's wait.
+    let (write, read, search, redis, config) = tokio::try_join!(
+        wiring::write_pool(&args.write_db, 2),
+        wiring::read_pool(&args.read_db, 2),
+        wiring::search_client(&args.search),
+        wiring::redis_client(&args.redis),
+        wiring::kafka_config(&args.kafka),
+    )?;
     let search = orderflow_readstore::search::SearchProjection {
-        client: wiring::search_client(&args.search).await?,
+        client: search,
         alias: args.search.alias.clone(),
     };
-    let status = orderflow_readstore::status::StatusProjection::new(
-        wiring::redis_client(&args.redis).await?,
-        args.redis.key_prefix.clone(),
-    );
-    let config = wiring::kafka_config(&args.kafka).await?;
+    let status =
+        orderflow_readstore::status::StatusProjection::new(redis, args.redis.key_prefix.clone());
     let dead_letters = DeadLetterTopic {
         config: config.clone(),
         topic: args.dlq_topic.resolve(&args.kafka),
