@@ -66,10 +66,11 @@ def span(xs, fmt="{:.0f}"):
     return f"{fmt.format(min(xs))}–{fmt.format(max(xs))} (median {fmt.format(statistics.median(xs))})"
 
 
-def dataset_lines(w, a):
+def dataset_lines(w, a, label="dataset"):
+    """The dataset's line and the load averages; its size for the sections."""
     orders, seed_secs, backfill_secs, seeded_at, lines = open(a.dataset).read().split("|")
     orders = int(orders)
-    w(f"- dataset: **{orders:,} orders** ({int(lines):,} lines) made by"
+    w(f"- {label}: **{orders:,} orders** ({int(lines):,} lines) made by"
       f" `orderctl seed --orders {orders}` ({float(seed_secs):.0f} s, {orders / float(seed_secs):,.0f}"
       f" orders/s, then its backfill of all three read models {float(backfill_secs):.0f} s,"
       f" {orders / float(backfill_secs):,.0f} orders/s; seeded {seeded_at.strip()}, kept between runs)")
@@ -145,15 +146,7 @@ def main():
       " the machine is shared (other builds run), so figures are ranges and every one has"
       " its baseline from the same round")
     w("")
-    orders, seed_secs, backfill_secs, seeded_at, lines = open(a.dataset).read().split("|")
-    orders = int(orders)
-    w(f"- dataset of sections 5–8: **{orders:,} orders** ({int(lines):,} lines) made by"
-      f" `orderctl seed --orders {orders}` ({float(seed_secs):.0f} s, {orders / float(seed_secs):,.0f}"
-      f" orders/s, then its backfill of all three read models {float(backfill_secs):.0f} s,"
-      f" {orders / float(backfill_secs):,.0f} orders/s; seeded {seeded_at.strip()}, kept between runs)")
-    w("- load average (1 min) when each section started: " + "; ".join(
-        l.strip() for l in open(a.load) if l.strip()))
-    w("")
+    extra = dataset_lines(w, a, "dataset of sections 5–8")
     w("Sections: 1 relay, 2 PlaceOrder against pgbench, 3 the cost of NOTIFY, 4 the pipeline at"
       " a sustained rate (with latency over time), 5 joins against the summary table, 6 checkout"
       " under reporting load, 7 `orderctl trace`, 8 reconcile and rebuild rates; then issue #14's"
@@ -272,7 +265,6 @@ def main():
         w("")
     else:
         pipeline_plots(w)
-    extra = dict(orders=orders, lines=int(lines))
     reads = section_reads(w, a, extra)
     section_checkout(w, a)
     section_trace(w, a)

@@ -311,7 +311,6 @@ async fn from_write_model(
 
     // Readers' view of the live index stands still before the second pass
     // reads the write model, so the copy holds at least that view.
-    let from = report.from.clone();
     let second_pass = async {
         let second_began = checkpoint(write).await?;
         let written = refill(
@@ -326,7 +325,7 @@ async fn from_write_model(
         Ok((second_began, written))
     };
     let ((second_began, before_swap), still_for) =
-        swap_standing_still(client, alias, &from, &to, second_pass).await?;
+        swap_standing_still(client, alias, &report.from, &to, second_pass).await?;
     (report.before_swap, report.still_for) = (before_swap, still_for);
 
     let through_alias = SearchProjection {
@@ -361,7 +360,6 @@ async fn from_kafka(
     report.replayed = replayed;
     index::set_refresh(client, &to, index::REFRESH_INTERVAL).await?;
 
-    let from = report.from.clone();
     let caught_up = async {
         // What readers see in the live index came from below these.
         let seen = high_watermarks(kafka).await?;
@@ -385,7 +383,7 @@ async fn from_kafka(
         Ok(replay.position() - before)
     };
     (report.caught_up_still, report.still_for) =
-        swap_standing_still(client, alias, &from, &to, caught_up).await?;
+        swap_standing_still(client, alias, &report.from, &to, caught_up).await?;
     // What the live projector wrote into the old index meanwhile.
     let swapped = high_watermarks(kafka).await?;
     let before = replay.position();
