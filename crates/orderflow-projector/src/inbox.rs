@@ -7,6 +7,11 @@ use uuid::Uuid;
 
 use crate::Event;
 
+/// Which of a batch's events a consumer has processed (`$1` the consumer,
+/// `$2` the event ids), as a statement whose plan does not depend on the
+/// inbox's statistics (see the file).
+pub const SEEN: &str = include_str!("sql/inbox_seen.sql");
+
 /// One projector's view of the `inbox` table.
 #[derive(Debug, Clone)]
 pub struct Inbox {
@@ -23,13 +28,11 @@ impl Inbox {
             return Ok(HashSet::new());
         }
         let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
-        let seen: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2)",
-        )
-        .bind(self.consumer)
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
+        let seen: Vec<Uuid> = sqlx::query_scalar(SEEN)
+            .bind(self.consumer)
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(seen.into_iter().collect())
     }
 

@@ -13,6 +13,11 @@ use orderflow_readmodel::{OrderSummary, SUMMARY_CHANNEL};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// The batch's read: its orders' rows, locked, and which of its events the
+/// inbox has seen (`$1` the orders, `$2` the consumer or NULL, `$3` the event
+/// ids), in one round trip.
+pub const APPLY_READ: &str = include_str!("sql/apply_read.sql");
+
 /// Writes the `order_summary` table of the read database.
 #[derive(Debug, Clone)]
 pub struct SummaryProjection {
@@ -71,7 +76,7 @@ impl Projection for SummaryProjection {
         // Locked, so a second instance applying the same events (during a
         // rebalance) waits and then sees them as duplicates.
         let read: Vec<(Option<sqlx::types::Json<OrderSummary>>, Option<Uuid>)> =
-            sqlx::query_as(include_str!("sql/apply_read.sql"))
+            sqlx::query_as(APPLY_READ)
                 .bind(&orders)
                 .bind(inbox.enabled.then_some(inbox.consumer))
                 .bind(&ids)

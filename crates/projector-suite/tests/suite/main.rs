@@ -18,6 +18,7 @@ mod dlq_replay;
 mod guards;
 mod history;
 mod outage;
+mod plans;
 
 macro_rules! for_every_backend {
     ($($case:ident),* $(,)?) => {

@@ -8,4 +8,8 @@ WITH locked AS (
 )
 SELECT summary, NULL::uuid AS seen FROM locked
 UNION ALL
-SELECT NULL::jsonb, event_id FROM inbox WHERE consumer = $2 AND event_id = ANY($3)
+-- One primary-key probe per event id, whatever the inbox's statistics say
+-- (see orderflow-projector's inbox_seen.sql).
+SELECT NULL::jsonb, i.event_id
+FROM unnest($3::uuid[]) AS e(id),
+     LATERAL (SELECT event_id FROM inbox WHERE consumer = $2 AND event_id = e.id LIMIT 1) AS i
