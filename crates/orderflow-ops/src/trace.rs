@@ -11,6 +11,12 @@
 //! projector's inbox, held and parked rows and the version its store holds
 //! now, the dead letters that name the order, and how far each consumer
 //! group is behind on the order's partition. A verdict line sums it up.
+//!
+//! The inbox is read by event id, for the events the outbox still records
+//! and the event asked about: once the relay prunes an old order's
+//! published rows, its trace shows the stores' versions but no inbox rows.
+//! An index by order would let the trace find them, at the price of a
+//! second index entry on every event every projector records.
 
 use std::collections::HashMap;
 
@@ -109,23 +115,31 @@ pub struct Trace {
 /// group's committed offsets), not the sum of a dozen round trips.
 pub async fn trace(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<Trace> {
     let (order_id, event_id) = resolve(sources, id).await?;
-    let (write, (outbox, lags), relay_leaders, dead_letters, stores) = tokio::try_join!(
+    let (write, (outbox, (lags, processed)), relay_leaders, dead_letters, stores) = tokio::try_join!(
         write_state(sources.write, order_id),
         // The groups' lag matters on the order's partition only, known once
         // the outbox answers; an order never published asks Kafka nothing.
+        // So are the inbox rows: the inbox is keyed by event id only (an
+        // index by order would cost every projector's insert), so the
+        // order's event ids come from its outbox rows first.
         async {
             let outbox = outbox_rows(sources.write, order_id).await?;
-            let lags = match outbox.iter().rev().find_map(|r| r.kafka_partition) {
-                Some(partition) => group_lags(sources, partition).await?,
-                None => Vec::new(),
+            let mut events: Vec<Uuid> = outbox.iter().map(|r| r.event_id).collect();
+            events.extend(event_id);
+            let lags = async {
+                match outbox.iter().rev().find_map(|r| r.kafka_partition) {
+                    Some(partition) => group_lags(sources, partition).await,
+                    None => Ok(Vec::new()),
+                }
             };
-            Ok((outbox, lags))
+            let (lags, processed) = tokio::try_join!(lags, processed(sources, &events))?;
+            Ok((outbox, (lags, processed)))
         },
         relay_leaders(sources.write),
         order_dead_letters(sources.dead_letters, order_id),
         StoreViews::read(sources, order_id),
     )?;
-    let projectors = stores.views(sources.projectors, lags);
+    let projectors = stores.views(sources.projectors, &processed, lags);
     let trace_id = outbox
         .iter()
         .rev()
@@ -216,6 +230,31 @@ async fn group_lags(
     .await
 }
 
+/// The inbox rows of `events` at each projector, by primary key.
+async fn processed(
+    sources: &Sources<'_>,
+    events: &[Uuid],
+) -> anyhow::Result<Vec<(String, Uuid, i64, OffsetDateTime)>> {
+    sqlx::query_as(
+        "SELECT consumer, event_id, aggregate_version, processed_at FROM inbox \
+         WHERE consumer = ANY($1) AND event_id = ANY($2) ORDER BY aggregate_version",
+    )
+    .bind(consumers(sources))
+    .bind(events)
+    .fetch_all(sources.read)
+    .await
+    .context("reading the inboxes (READ_DATABASE_URL)")
+}
+
+/// The projectors' names: the inbox's `consumer` column.
+fn consumers(sources: &Sources<'_>) -> Vec<String> {
+    sources
+        .projectors
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// The order an id belongs to, and the event when it is an event id.
 async fn resolve(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<(Uuid, Option<Uuid>)> {
     let order: Option<Uuid> = sqlx::query_scalar("SELECT id FROM orders WHERE id = $1")
@@ -234,10 +273,11 @@ async fn resolve(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<(Uuid, Optio
     let from_read: Option<Uuid> = match from_outbox {
         Some(order) => Some(order),
         None => sqlx::query_scalar(
-            "SELECT aggregate_id FROM inbox WHERE event_id = $1 \
+            "SELECT aggregate_id FROM inbox WHERE consumer = ANY($2) AND event_id = $1 \
              UNION SELECT aggregate_id FROM held_events WHERE event_id = $1 LIMIT 1",
         )
         .bind(id)
+        .bind(consumers(sources))
         .fetch_optional(sources.read)
         .await
         .context("reading the inboxes (READ_DATABASE_URL)")?,
@@ -268,27 +308,16 @@ async fn resolve(sources: &Sources<'_>, id: Uuid) -> anyhow::Result<(Uuid, Optio
         })
 }
 
-/// What the read side holds of the order: each projector's inbox and held
-/// rows, and the version in each store.
+/// What the read side holds of the order: each projector's held rows and
+/// the version in each store.
 struct StoreViews {
-    processed: Vec<(String, Uuid, i64, OffsetDateTime)>,
     held: Vec<HeldEntry>,
     versions: HashMap<&'static str, Option<i64>>,
 }
 
 impl StoreViews {
     async fn read(sources: &Sources<'_>, order_id: Uuid) -> anyhow::Result<Self> {
-        let (processed, held, summary, search, status) = tokio::try_join!(
-            async {
-                sqlx::query_as(
-                    "SELECT consumer, event_id, aggregate_version, processed_at FROM inbox \
-                     WHERE aggregate_id = $1 ORDER BY aggregate_version",
-                )
-                .bind(order_id)
-                .fetch_all(sources.read)
-                .await
-                .context("reading the inboxes (READ_DATABASE_URL)")
-            },
+        let (held, summary, search, status) = tokio::try_join!(
             async {
                 sqlx::query_as(
                     "SELECT consumer, event_id, aggregate_version, parked, reason, held_at \
@@ -326,7 +355,6 @@ impl StoreViews {
             },
         )?;
         Ok(Self {
-            processed,
             held,
             versions: HashMap::from([
                 (orderflow_readstore::summary::NAME, summary),
@@ -336,12 +364,13 @@ impl StoreViews {
         })
     }
 
-    /// One view per projector, with its group's lag on the order's
-    /// partition when the order has one (`lags` in the projectors' order,
-    /// empty when it has none).
+    /// One view per projector, with its inbox rows of the order and its
+    /// group's lag on the order's partition when the order has one (`lags`
+    /// in the projectors' order, empty when it has none).
     fn views(
         &self,
         projectors: &[(String, String)],
+        processed: &[(String, Uuid, i64, OffsetDateTime)],
         lags: Vec<Option<PartitionLag>>,
     ) -> Vec<ProjectorView> {
         let mut lags = lags.into_iter();
@@ -350,8 +379,7 @@ impl StoreViews {
             .map(|(name, _)| ProjectorView {
                 name: name.clone(),
                 store_version: self.versions.get(name.as_str()).copied().flatten(),
-                processed: self
-                    .processed
+                processed: processed
                     .iter()
                     .filter(|(c, ..)| c == name)
                     .map(|(_, e, v, at)| (*e, *v, *at))
