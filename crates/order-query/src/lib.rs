@@ -34,7 +34,7 @@ use orderflow_service::stores::postgres::{self, ReadDbArgs, WriteDbArgs};
 use orderflow_service::stores::redis::{self as redis_store, RedisArgs};
 use orderflow_service::stores::search::{self as search_store, SearchArgs};
 use orderflow_service::{CommonArgs, Readiness, Service, ops, shutdown};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppState, Groups};
@@ -113,10 +113,7 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         .context("WRITE_DATABASE_URL")?
         .application_name(NAME)
         .options([("default_transaction_read_only", "on")]);
-    let write = PgPoolOptions::new()
-        .max_connections(settings.write_db.max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(write_options);
+    let write = postgres::pool_with(write_options, settings.write_db.max_connections);
     let redis_client = settings.redis.client()?;
     let search_client = settings.search.client()?;
     let state = AppState {

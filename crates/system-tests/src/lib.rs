@@ -340,3 +340,29 @@ pub async fn post(
         response.json().await.unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A customer and a product with `stock` units, made through order-command
+/// at `base` (`label` names both): the customer's and the product's JSON.
+pub async fn customer_and_product(
+    http: &reqwest::Client,
+    base: &str,
+    label: &str,
+    stock: u32,
+) -> (serde_json::Value, serde_json::Value) {
+    let (status, customer) = post(
+        http,
+        format!("{base}/customers"),
+        serde_json::json!({"name": label, "email": format!("{}@example.com", orderflow_testkit::unique_name(label))}),
+    )
+    .await;
+    assert_eq!(status, 201, "customer: {customer}");
+    let (status, product) = post(
+        http,
+        format!("{base}/products"),
+        serde_json::json!({"sku": orderflow_testkit::unique_name(label).to_uppercase(), "name": label,
+               "unit_price_minor": 900, "currency": "EUR", "stock": stock}),
+    )
+    .await;
+    assert_eq!(status, 201, "product: {product}");
+    (customer, product)
+}
