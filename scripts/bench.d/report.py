@@ -161,7 +161,9 @@ def main():
       " *depth 1* is the relay with one batch in flight (its shape before the window);"
       " *window* is the relay as configured by default (`RELAY_PIPELINE_DEPTH`). Steady:"
       " one event per transaction at a fixed rate, with the latencies the bench prints (commit →"
-      " Kafka ack, transaction start → ack, the writer's own insert and commit).")
+      " Kafka ack, transaction start → ack, the writer's own insert and commit), for a relay"
+      " woken by a NOTIFY per commit, one with librdkafka's default linger of 5 ms, and the"
+      " relay's defaults (no NOTIFY, 10 ms poll, `RELAY_KAFKA_LINGER` 1 ms).")
     w("")
     w("```")
     w(relay)

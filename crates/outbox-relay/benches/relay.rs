@@ -4,9 +4,10 @@
 //! be up). In one run, `BENCH_ROUNDS` times (default 2) so the noise of a
 //! shared machine shows as a range:
 //!
-//! 1. **raw**: the rdkafka producer alone, with the relay's settings, sends
-//!    the backlog's envelopes (same keys, same values) with every message in
-//!    flight: the ceiling for this machine and broker.
+//! 1. **raw**: the rdkafka producer alone, with the relay's settings (its
+//!    default linger included), sends the backlog's envelopes (same keys,
+//!    same values) with every message in flight: the ceiling for this
+//!    machine and broker.
 //! 2. **drain, one batch in flight**: the relay drains the same backlog
 //!    (`BENCH_BACKLOG` rows, default 100,000) from Postgres with
 //!    `RELAY_PIPELINE_DEPTH=1`: read, send, wait for acks, mark, read again
@@ -16,7 +17,8 @@
 //!
 //! Then **steady**: events committed one per transaction at `BENCH_RATE`
 //! per second (default 500) for `BENCH_SECS` (default 10) while the relay
-//! runs. Printed per event: **commit→ack**, from the moment the writer's
+//! runs: woken by a `NOTIFY` per commit (1 s poll), with librdkafka's
+//! default linger of 5 ms (10 ms poll), and with the relay's defaults. Printed per event: **commit→ack**, from the moment the writer's
 //! COMMIT returned (the row is visible from then on) to the relay's
 //! `published_at` (when Kafka's delivery report was in), both this host's
 //! clock; beside it **txn start→ack** (from the row's `created_at`, the
@@ -123,14 +125,31 @@ fn relay_settings(url: &str, topic: &str, extra: &[&str]) -> outbox_relay::Setti
 }
 
 /// Waits until every outbox row is published (published rows leave `outbox`).
+///
+/// Polled by the newest published id, one probe of `outbox_published`'s
+/// key: a `count(*)` of the outbox every poll would scan the rows being
+/// deleted and take CPU from the relay it measures. The window completes
+/// batches in id order, so the backlog's last id is marked last; a count
+/// confirms it once.
 async fn drained(pool: &PgPool) {
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM outbox")
+        .fetch_one(pool)
+        .await
+        .expect("last id");
+    let Some(last) = last else { return };
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM outbox_published")
             .fetch_one(pool)
             .await
-            .expect("count");
-        if left == 0 {
-            return;
+            .expect("newest published");
+        if newest == Some(last) {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(pool)
+                .await
+                .expect("count");
+            if left == 0 {
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -144,7 +163,8 @@ async fn raw(pool: &PgPool) -> f64 {
             .await
             .expect("rows");
     let raw_topic = topic("bench-raw").await;
-    let producer: FutureProducer = outbox_relay::publisher::producer_config(kafka_config())
+    let linger = relay_settings("postgres://unused", "unused", &[]).kafka_linger;
+    let producer: FutureProducer = outbox_relay::publisher::producer_config(kafka_config(), linger)
         .create()
         .expect("producer");
     let started = Instant::now();
@@ -342,7 +362,8 @@ async fn main() {
     );
 
     // The commands' NOTIFY wakes the relay (its 1 s poll a fallback),
-    // against no NOTIFY and a short poll; each twice, alternating.
+    // against no NOTIFY and a short poll; and the producer's linger at
+    // librdkafka's default against the relay's. Each twice, alternating.
     for _ in 0..2 {
         for (notify, extra, label) in [
             (
@@ -352,9 +373,10 @@ async fn main() {
             ),
             (
                 false,
-                &["--poll-interval", "10ms"][..],
-                "no NOTIFY, 10ms poll   ",
+                &["--poll-interval", "10ms", "--kafka-linger", "5ms"][..],
+                "no NOTIFY, 10ms poll, linger 5ms",
             ),
+            (false, &[][..], "the relay's defaults"),
         ] {
             let run = steady(&db, rate, secs, notify, extra).await;
             let p = |h: &Histogram<u64>| {

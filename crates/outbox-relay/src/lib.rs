@@ -60,6 +60,12 @@ pub struct Settings {
     /// `NOTIFY outbox`, sent by re-drives, wakes it sooner).
     #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// How long the producer waits for more rows before it sends a
+    /// partition's batch to Kafka (librdkafka's `linger.ms`): every row of
+    /// a quiet outbox waits this long, and a draining one fills its batches
+    /// whatever it is.
+    #[arg(long, env = "RELAY_KAFKA_LINGER", default_value = "1ms", value_parser = parse_duration)]
+    pub kafka_linger: Duration,
     /// How often a standby tries to take over a shard.
     #[arg(long, env = "RELAY_STANDBY_POLL", default_value = "1s", value_parser = parse_duration)]
     pub standby_poll: Duration,
@@ -124,9 +130,10 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
         ),
         Err(err) => anyhow::bail!("checking the events topic {topic}: {err}"),
     }
-    let producer: FutureProducer = publisher::producer_config(settings.kafka.client_config(NAME))
-        .create()
-        .context("creating the Kafka producer")?;
+    let producer: FutureProducer =
+        publisher::producer_config(settings.kafka.client_config(NAME), settings.kafka_linger)
+            .create()
+            .context("creating the Kafka producer")?;
 
     let kafka_probe = kafka::prober(&settings.kafka, NAME)?;
     let readiness = Readiness::new()

@@ -147,14 +147,18 @@ pub struct Waits {
     pub give_up: Duration,
 }
 
-/// Producer settings the guarantees rest on.
-pub fn producer_config(mut config: rdkafka::ClientConfig) -> rdkafka::ClientConfig {
+/// Producer settings the guarantees rest on, with `linger`, how long the
+/// producer waits for more messages before it sends a partition's batch.
+pub fn producer_config(
+    mut config: rdkafka::ClientConfig,
+    linger: Duration,
+) -> rdkafka::ClientConfig {
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "0")
         .set("compression.type", "lz4")
-        .set("linger.ms", "5")
+        .set("linger.ms", format!("{}", linger.as_secs_f64() * 1000.0))
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000");
     config

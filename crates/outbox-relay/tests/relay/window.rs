@@ -1,15 +1,15 @@
 //! Several batches in flight (`RELAY_PIPELINE_DEPTH`): a backlog far larger
 //! than one batch goes out in per-order order, nothing lost, while new rows
-//! keep committing behind it, one of them late (the visibility gap).
+//! keep committing behind it, one of them late (the visibility gap); and
+//! rows trickling in one at a time go out once each.
 
 use std::time::Duration;
 
-use clap::Parser as _;
-use orderflow_testkit::{TestDatabase, kafka_brokers};
-use tokio_util::sync::CancellationToken;
+use orderflow_testkit::TestDatabase;
 use uuid::Uuid;
 
-use crate::helpers::{append, append_in, consume_all, drained, events_topic, free_port, outbox_db};
+use crate::helpers::{append, append_in, consume_all, drained, events_topic, outbox_db};
+use crate::publishing::start_relay;
 
 /// `versions` events for each of `orders`, in one statement, in id order by
 /// groups of ten orders (the group's v1s, its v2s, …, then the next group):
@@ -48,26 +48,18 @@ async fn a_backlog_of_many_batches_in_flight_keeps_per_order_order() {
     let follower = Uuid::now_v7();
     append(&db, follower, 1).await;
 
-    let settings = outbox_relay::Settings::try_parse_from([
-        "outbox-relay",
-        "--write-database-url",
-        &db.url,
-        "--kafka-brokers",
-        &kafka_brokers(),
-        "--events-topic",
+    let (token, relay) = start_relay(
+        &db,
         &topic,
-        "--ops-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--batch-size",
-        "50",
-        "--pipeline-depth",
-        "8",
-        "--poll-interval",
-        "100ms",
-    ])
-    .expect("settings");
-    let token = CancellationToken::new();
-    let relay = tokio::spawn(outbox_relay::run(settings, token.clone()));
+        &[
+            "--batch-size",
+            "50",
+            "--pipeline-depth",
+            "8",
+            "--poll-interval",
+            "100ms",
+        ],
+    );
 
     // New versions of the same orders commit while the backlog drains.
     for order in orders.iter().take(20) {
@@ -100,6 +92,79 @@ async fn a_backlog_of_many_batches_in_flight_keeps_per_order_order() {
     consume_all(&topic, &orders[20..], VERSIONS, Duration::from_secs(120)).await;
     let seen = consume_all(&topic, &[late, follower], 1, Duration::from_secs(60)).await;
     assert_eq!(seen.applied.get(&late), Some(&1), "the late row went out");
+    token.cancel();
+    relay.await.expect("join").expect("relay stops cleanly");
+}
+
+/// Messages on `topic`: the sum of its partitions' high watermarks. With no
+/// fault, the relay sends every row exactly once, so this is the row count.
+fn messages_on(topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = orderflow_testkit::kafka_config()
+        .create()
+        .expect("consumer");
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), timeout)
+                .expect("watermarks");
+            high
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn rows_trickling_in_go_out_once_each_and_in_order() {
+    const ORDERS: usize = 20;
+    const VERSIONS: i64 = 6;
+    let db = outbox_db().await;
+    let topic = events_topic().await;
+    // Every batch lingers 100 ms in the producer while rows commit every
+    // few milliseconds: each read finds a few new rows while the batch
+    // before is still waiting for its acknowledgements, or acknowledged
+    // and being marked. Those rows must be left out of the read (in
+    // flight, or marking) and go out once, in their order's order.
+    let (token, relay) = start_relay(
+        &db,
+        &topic,
+        &[
+            "--pipeline-depth",
+            "4",
+            "--poll-interval",
+            "5ms",
+            "--kafka-linger",
+            "100ms",
+        ],
+    );
+
+    // One event per transaction, the orders' versions interleaved, a few
+    // milliseconds apart: many small batches.
+    let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
+    let mut tick = tokio::time::interval(Duration::from_millis(3));
+    for version in 1..=VERSIONS {
+        for order in &orders {
+            tick.tick().await;
+            append(&db, *order, version).await;
+        }
+    }
+    drained(&db, Duration::from_secs(120)).await;
+
+    let seen = consume_all(&topic, &orders, VERSIONS, Duration::from_secs(120)).await;
+    assert_eq!(
+        seen.duplicates, 0,
+        "a row in flight or being marked was sent again"
+    );
+    assert_eq!(
+        messages_on(&topic),
+        ORDERS as i64 * VERSIONS,
+        "every row went out exactly once"
+    );
     token.cancel();
     relay.await.expect("join").expect("relay stops cleanly");
 }
