@@ -149,6 +149,12 @@ pub struct Waits {
 
 /// Producer settings the guarantees rest on, with `linger`, how long the
 /// producer waits for more messages before it sends a partition's batch.
+///
+/// Nagle's algorithm is off (librdkafka leaves it on): with a batch's
+/// requests in flight, the kernel held the next small request back until
+/// the broker's delayed ACK, about 40 ms a batch, which made a 1,000-row
+/// batch cost the same as a 2,000-row one and held a backlog drain at
+/// about 25,000 events/s.
 pub fn producer_config(
     mut config: rdkafka::ClientConfig,
     linger: Duration,
@@ -160,7 +166,8 @@ pub fn producer_config(
         .set("compression.type", "lz4")
         .set("linger.ms", format!("{}", linger.as_secs_f64() * 1000.0))
         .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "200000");
+        .set("queue.buffering.max.messages", "200000")
+        .set("socket.nagle.disable", "true");
     config
 }
 
