@@ -39,7 +39,7 @@ WITH c AS (
     INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type,
                         aggregate_id, aggregate_version, envelope, traceparent)
     SELECT bench_v7(:e), 'OrderPlaced', 1, 'order', o.id, 1,
-           b.envelope || jsonb_build_object('event_id', bench_v7(:e), 'aggregate_id', o.id), NULL
+           format(b.envelope, bench_v7(:e), o.id)::json, NULL
     FROM o, bench_envelope b
 )
 SELECT o.id FROM o;

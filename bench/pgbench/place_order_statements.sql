@@ -63,9 +63,9 @@ WITH claim AS (
     INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type,
                         aggregate_id, aggregate_version, envelope, traceparent)
     SELECT e.event_id, e.event_type, e.schema_version, e.aggregate_type,
-           e.aggregate_id, e.aggregate_version, e.envelope, NULL
+           e.aggregate_id, e.aggregate_version, e.envelope::json, NULL
     FROM o, unnest(ARRAY[bench_v7(:e)]::uuid[], ARRAY['OrderPlaced']::text[], ARRAY[1]::int[], ARRAY['order']::text[], ARRAY[bench_v7(:r)]::uuid[],
-                   ARRAY[1]::bigint[], ARRAY[(SELECT envelope || jsonb_build_object('event_id', bench_v7(:e), 'aggregate_id', bench_v7(:r)) FROM bench_envelope)]::jsonb[])
+                   ARRAY[1]::bigint[], ARRAY[(SELECT format(envelope, bench_v7(:e), bench_v7(:r)) FROM bench_envelope)]::text[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, aggregate_type,
                                   aggregate_id, aggregate_version, envelope, n)
     ORDER BY e.n

@@ -29,13 +29,14 @@ FROM generate_series(0, 199) AS n;
 INSERT INTO stock (product_id, available)
 SELECT bench_product(n), 1000000000 FROM generate_series(0, 199) AS n;
 
--- An OrderPlaced envelope as the service writes it (about 1 KB); each
--- PlaceOrder overwrites its ids.
-CREATE TABLE bench_envelope (envelope jsonb NOT NULL);
-INSERT INTO bench_envelope VALUES ('{
-  "event_id": "00000000-0000-7000-8000-000000000000", "event_type": "OrderPlaced",
+-- An OrderPlaced envelope as the service writes it (about 1 KB): text,
+-- stored as `json` like the service's (write migration 0007), with the
+-- event and order ids filled in by format() in each PlaceOrder.
+CREATE TABLE bench_envelope (envelope text NOT NULL);
+INSERT INTO bench_envelope VALUES (regexp_replace('{
+  "event_id": "%1$s", "event_type": "OrderPlaced",
   "schema_version": 1, "aggregate_type": "order",
-  "aggregate_id": "00000000-0000-7000-8000-000000000000", "aggregate_version": 1,
+  "aggregate_id": "%2$s", "aggregate_version": 1,
   "occurred_at": "2026-12-01T10:00:00Z",
   "correlation_id": "019ad0a4-7b1e-7c3a-9d2f-3e4b5c6d7e8f",
   "causation_id": "019ad0a4-7b1e-7c3a-9d2f-3e4b5c6d7e90",
@@ -56,4 +57,4 @@ INSERT INTO bench_envelope VALUES ('{
                          "postal_code": "LS1 1AA", "country": "GB"},
     "placed_at": "2026-12-01T10:00:00Z"
   }
-}');
+}', '\n\s*', '', 'g'));

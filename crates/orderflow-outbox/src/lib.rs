@@ -63,7 +63,7 @@ pub async fn append(
         aggregate_types.push(e.aggregate_type.clone());
         aggregate_ids.push(e.aggregate_id);
         versions.push(e.aggregate_version);
-        envelopes.push(serde_json::to_value(e)?);
+        envelopes.push(serde_json::to_string(e)?);
     }
     sqlx::query(include_str!("sql/append.sql"))
         .bind(&event_ids)

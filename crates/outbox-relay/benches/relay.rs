@@ -98,11 +98,11 @@ async fn load_backlog(pool: &PgPool, rows: u64) {
         "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, aggregate_version, envelope)
          SELECT gen_random_uuid(), 'OrderPlaced', 1, 'order',
                 ('00000000-0000-7000-8000-' || lpad(to_hex(i % 10000), 12, '0'))::uuid,
-                i / 10000 + 1, $2
+                i / 10000 + 1, $2::json
          FROM generate_series(0, $1 - 1) AS i",
     )
     .bind(rows as i64)
-    .bind(envelope())
+    .bind(envelope().to_string())
     .execute(pool)
     .await
     .expect("backlog");
@@ -250,13 +250,13 @@ async fn steady(db: &TestDatabase, rate: u64, secs: u64, notify: bool, extra: &[
     for _ in 0..total {
         tick.tick().await;
         let pool = db.pool.clone();
-        let value = envelope();
+        let value = envelope().to_string();
         writes.push(tokio::spawn(async move {
             let mut tx = pool.begin().await.expect("begin");
             let started = Instant::now();
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, aggregate_version, envelope)
-                 VALUES (gen_random_uuid(), 'OrderPlaced', 1, 'order', $1, 1, $2) RETURNING id",
+                 VALUES (gen_random_uuid(), 'OrderPlaced', 1, 'order', $1, 1, $2::json) RETURNING id",
             )
             .bind(Uuid::now_v7())
             .bind(value)

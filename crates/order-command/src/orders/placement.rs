@@ -204,7 +204,8 @@ struct EventColumns<'a> {
     aggregate_types: Vec<&'a str>,
     aggregate_ids: Vec<Uuid>,
     versions: Vec<i64>,
-    envelopes: Vec<serde_json::Value>,
+    /// Serialised once, stored as `json` as they are.
+    envelopes: Vec<String>,
 }
 
 impl<'a> EventColumns<'a> {
@@ -227,7 +228,7 @@ impl<'a> EventColumns<'a> {
             columns.versions.push(e.aggregate_version);
             columns
                 .envelopes
-                .push(serde_json::to_value(e).map_err(orderflow_outbox::Error::Encode)?);
+                .push(serde_json::to_string(e).map_err(orderflow_outbox::Error::Encode)?);
         }
         Ok(columns)
     }

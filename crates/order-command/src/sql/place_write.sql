@@ -58,9 +58,9 @@ WITH claim AS (
     INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type,
                         aggregate_id, aggregate_version, envelope, traceparent)
     SELECT e.event_id, e.event_type, e.schema_version, e.aggregate_type,
-           e.aggregate_id, e.aggregate_version, e.envelope, $34
+           e.aggregate_id, e.aggregate_version, e.envelope::json, $34
     FROM o, unnest($27::uuid[], $28::text[], $29::int[], $30::text[], $31::uuid[],
-                   $32::bigint[], $33::jsonb[])
+                   $32::bigint[], $33::text[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, aggregate_type,
                                   aggregate_id, aggregate_version, envelope, n)
     ORDER BY e.n

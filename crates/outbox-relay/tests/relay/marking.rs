@@ -108,7 +108,8 @@ async fn retention_prunes_only_old_published_records() {
 /// A database at migration 0005 (the relay updating wide rows in place),
 /// with rows published, pending and parked, upgraded by the setup's own
 /// migrations: what was published moves over with where it was
-/// acknowledged, the rest stays to publish, and the relay carries on.
+/// acknowledged, the rest stays to publish (its envelopes unchanged by
+/// 0007's move from jsonb to json), and the relay carries on.
 #[tokio::test]
 async fn an_outbox_upgraded_in_place_keeps_its_history_and_drains() {
     let db = fresh_database("relay_upgrade").await;
@@ -149,6 +150,15 @@ async fn an_outbox_upgraded_in_place_keeps_its_history_and_drains() {
         .await
         .expect("ids");
 
+    // The envelopes as 0005 stored them (jsonb), as the relay would send them.
+    let envelopes = || async {
+        sqlx::query_as::<_, (i64, String)>("SELECT id, envelope::text FROM outbox ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("envelopes")
+    };
+    let before = envelopes().await;
+
     orderflow_topology::migrate_write(&db.pool)
         .await
         .expect("upgrade");
@@ -173,6 +183,17 @@ async fn an_outbox_upgraded_in_place_keeps_its_history_and_drains() {
             (ids[4], None)
         ]
     );
+    // Migration 0007 stores them as json: the same text, so the same message.
+    let after = envelopes().await;
+    assert_eq!(
+        after,
+        before
+            .into_iter()
+            .filter(|(id, _)| after.iter().any(|(a, _)| a == id))
+            .collect::<Vec<_>>(),
+        "the pending rows' envelopes survive the upgrade unchanged"
+    );
+    assert_eq!(after.len(), 3);
 
     let topic = events_topic().await;
     let (token, relay) = start_relay(&db, &topic, &[]);
