@@ -18,8 +18,9 @@
 //! Then **steady**: events committed one per transaction at `BENCH_RATE`
 //! per second (default 500) for `BENCH_SECS` (default 10) while the relay
 //! runs: woken by a `NOTIFY` per commit (1 s poll), with librdkafka's
-//! default linger of 5 ms (10 ms poll), and with the relay's defaults. Printed per event: **commit→ack**, from the moment the writer's
-//! COMMIT returned (the row is visible from then on) to the relay's
+//! default linger of 5 ms (10 ms poll), and with the relay's defaults.
+//! Printed per event: **commit→ack**, from the moment the writer's COMMIT
+//! returned (the row is visible from then on) to the relay's
 //! `published_at` (when Kafka's delivery report was in), both this host's
 //! clock; beside it **txn start→ack** (from the row's `created_at`, the
 //! writer's transaction start: the older measure, which also counts the

@@ -184,16 +184,15 @@ async fn an_outbox_upgraded_in_place_keeps_its_history_and_drains() {
         ]
     );
     // Migration 0007 stores them as json: the same text, so the same message.
-    let after = envelopes().await;
+    let still_pending: Vec<(i64, String)> = before
+        .into_iter()
+        .filter(|(id, _)| ids[2..].contains(id))
+        .collect();
     assert_eq!(
-        after,
-        before
-            .into_iter()
-            .filter(|(id, _)| after.iter().any(|(a, _)| a == id))
-            .collect::<Vec<_>>(),
+        envelopes().await,
+        still_pending,
         "the pending rows' envelopes survive the upgrade unchanged"
     );
-    assert_eq!(after.len(), 3);
 
     let topic = events_topic().await;
     let (token, relay) = start_relay(&db, &topic, &[]);
