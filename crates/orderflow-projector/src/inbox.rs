@@ -1,6 +1,7 @@
 //! The inbox: which events a projector has already processed.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -19,15 +20,23 @@ pub struct Inbox {
     pub pool: PgPool,
     /// Off only in benchmarks that measure what the inbox costs.
     pub enabled: bool,
+    /// When set, the ids recorded since the last [`Inbox::take_recorded`]:
+    /// what a batch checked while the one before it was still being applied
+    /// could not have seen in the table. `None`: nothing is kept (a caller
+    /// that never takes them).
+    pub recorded: Option<Arc<Mutex<HashSet<Uuid>>>>,
 }
 
 impl Inbox {
     /// Event ids of `events` already processed.
-    pub async fn seen(&self, events: &[Event]) -> sqlx::Result<HashSet<Uuid>> {
+    pub async fn seen<'e>(
+        &self,
+        events: impl IntoIterator<Item = &'e Event>,
+    ) -> sqlx::Result<HashSet<Uuid>> {
         if !self.enabled {
             return Ok(HashSet::new());
         }
-        let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
+        let ids: Vec<Uuid> = events.into_iter().map(|e| e.envelope.event_id).collect();
         let seen: Vec<Uuid> = sqlx::query_scalar(SEEN)
             .bind(self.consumer)
             .bind(&ids)
@@ -59,7 +68,21 @@ impl Inbox {
             .bind(&versions)
             .execute(conn)
             .await?;
+        if let Some(Ok(mut recorded)) = self.recorded.as_ref().map(|r| r.lock()) {
+            recorded.extend(ids);
+        }
         Ok(())
+    }
+
+    /// The ids recorded since the last call, and a fresh start. (An id
+    /// recorded inside a transaction that then rolled back is in it too, so
+    /// only a projector whose records commit on their own, one that does
+    /// not check the inbox itself, should count these as seen.)
+    pub fn take_recorded(&self) -> HashSet<Uuid> {
+        self.recorded
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|mut ids| std::mem::take(&mut *ids)))
+            .unwrap_or_default()
     }
 
     /// [`Inbox::record`] on a pooled connection, for stores outside Postgres.

@@ -108,7 +108,10 @@ pub trait Projection: Send + Sync + 'static {
     /// transaction as its store's rows), so the runtime's own check before
     /// each batch would only cost a round trip. Such a projection must
     /// return [`Outcome::Duplicate`] for every event the inbox has seen and
-    /// leave its store untouched by them.
+    /// leave its store untouched by them. One that does not must record
+    /// each batch with a statement that commits by itself
+    /// ([`Inbox::record_now`]): the batch read ahead counts the ids
+    /// recorded meanwhile as seen as soon as the statement has run.
     fn checks_inbox(&self) -> bool {
         false
     }

@@ -166,6 +166,7 @@ pub(crate) fn scope(name: &'static str, read: &PgPool) -> Inbox {
         consumer: name,
         pool: read.clone(),
         enabled: true,
+        recorded: None,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The consumer loop that drives a [`Projection`], one concept a file:
-//! settings, health and backoff, applying a batch, retrying held events,
-//! dead letters and stalled partitions, offsets and lag, and the messages
-//! themselves. This file holds the loop that ties them together.
+//! settings, health and backoff, reading the next batch ahead, applying a
+//! batch, retrying held events, dead letters and stalled partitions,
+//! offsets and lag, and the messages themselves. This file holds the loop
+//! that ties them together.
 
+mod ahead;
 mod apply;
 mod dead_letters;
 mod health;
@@ -14,7 +16,7 @@ mod settings;
 pub use health::Health;
 pub use settings::RuntimeSettings;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,12 +26,14 @@ use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::dlq::{DeadLetters, RawMessage};
 use crate::held::Held;
 use crate::stalls::Stalls;
 use crate::{Event, Inbox, Projection, timing};
-use messages::{decode_message, raw};
+use ahead::Prepared;
+use messages::raw;
 
 /// A projection driven by a Kafka consumer group.
 pub struct Runtime<P> {
@@ -95,6 +99,7 @@ impl<P: Projection> Runtime<P> {
                 consumer: name,
                 pool: pool.clone(),
                 enabled: settings.inbox,
+                recorded: Some(Default::default()),
             },
             held: Held {
                 consumer: name,
@@ -123,6 +128,11 @@ impl<P: Projection> Runtime<P> {
     /// Consumes until `token` is cancelled; the batch in hand is finished
     /// and committed first.
     pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
+        Arc::new(self).consume(token).await
+    }
+
+    /// The loop of [`Runtime::run`], shared with the task reading ahead.
+    async fn consume(self: Arc<Self>, token: CancellationToken) -> anyhow::Result<()> {
         self.consumer
             .subscribe(&[&self.topic])
             .context("subscribing")?;
@@ -135,30 +145,74 @@ impl<P: Projection> Runtime<P> {
         // In the background: it asks the broker for every partition's
         // watermarks, which took the loop away from its batches for as long.
         let mut lag: Option<JoinHandle<()>> = None;
+        // The batch read while the one before it was applied.
+        let mut ahead: Option<Prepared> = None;
         loop {
-            let batch = tokio::select! {
-                () = token.cancelled() => break,
-                batch = self.next_batch() => batch,
+            let prepared = match ahead.take() {
+                Some(prepared) => Some(self.still_assigned(prepared)),
+                None => {
+                    let batch = tokio::select! {
+                        biased;
+                        () = token.cancelled() => break,
+                        batch = self.next_batch() => batch,
+                    };
+                    // A stalled partition's messages from the poison on
+                    // wait; they are read again once it is rewound.
+                    let batch: Vec<RawMessage> = batch
+                        .into_iter()
+                        .filter(|m| !self.stalls.blocks(m.partition, m.offset))
+                        .collect();
+                    if batch.is_empty() {
+                        // Nothing is failing while idle; the store probes in
+                        // /readyz still report an outage of the store itself.
+                        self.healthy();
+                        None
+                    } else {
+                        // Nothing is ahead: what was recorded until now is
+                        // in the table for this batch's check.
+                        self.inbox.take_recorded();
+                        let Some(prepared) = self.prepare(batch, &token).await else {
+                            break;
+                        };
+                        Some(prepared)
+                    }
+                }
             };
-            // A stalled partition's messages from the poison on wait; they
-            // are read again once it is rewound.
-            let batch: Vec<RawMessage> = batch
-                .into_iter()
-                .filter(|m| !self.stalls.blocks(m.partition, m.offset))
-                .collect();
-            if batch.is_empty() {
-                // Nothing is failing while idle; the store probes in
-                // /readyz still report an outage of the store itself.
-                self.healthy();
-            } else {
-                if !self.process(&batch, &token).await? {
+            if let Some(prepared) = prepared {
+                // What the batch before recorded after this one was checked.
+                let recorded = self.inbox.take_recorded();
+                // Read ahead only while no partition is stalled: a stall's
+                // retry rewinds its partition, which must not happen with
+                // that partition's later messages already in hand.
+                // On a task of its own, so decoding it never holds up this
+                // batch's store replies.
+                let read_ahead = self.stalls.is_empty().then(|| {
+                    let (runtime, token) = (Arc::clone(&self), token.clone());
+                    tokio::spawn(async move { runtime.read_ahead(&token).await })
+                });
+                let ((applied, finished), next) = tokio::join!(
+                    async {
+                        let applied = self.finish(prepared, &recorded, &token).await;
+                        (applied, Instant::now())
+                    },
+                    async {
+                        match read_ahead {
+                            Some(task) => task.await.map(Some),
+                            None => Ok(None),
+                        }
+                    },
+                );
+                // How long the applied batch then waited for the next one.
+                timing::stage(name, "ahead_wait", finished);
+                let next = next.context("the task reading ahead")?.flatten();
+                // A batch read ahead, or half read, when cancelled is not
+                // applied: nothing after it may be committed either.
+                if !applied? || token.is_cancelled() {
                     break;
                 }
-                let committing = Instant::now();
-                self.commit(&batch);
-                timing::stage(name, "commit", committing);
+                ahead = next;
             }
-            if !self.stalls.is_empty() {
+            if !self.stalls.is_empty() && ahead.is_none() {
                 self.retry_stalls().await;
             }
             if last_sweep.elapsed() >= self.settings.held_retry {
@@ -207,24 +261,32 @@ impl<P: Projection> Runtime<P> {
         batch
     }
 
-    /// Applies a batch; false when cancelled before its effects were durable.
-    async fn process(
+    /// Applies a prepared batch and commits its offsets: dead-letters what
+    /// did not decode, skips what the inbox has seen (`recorded`: ids
+    /// recorded after the batch was checked), applies and settles the rest.
+    /// False when cancelled before its effects were durable (nothing is
+    /// committed then).
+    async fn finish(
         &self,
-        batch: &[RawMessage],
+        prepared: Prepared,
+        recorded: &HashSet<Uuid>,
         token: &CancellationToken,
     ) -> anyhow::Result<bool> {
         let name = self.projection.name();
         let started = Instant::now();
+        let Prepared {
+            batch,
+            decoded,
+            seen: checked,
+        } = prepared;
         let mut events = Vec::with_capacity(batch.len());
-        for message in batch {
-            // Behind a poison that could not be dead-lettered: wait with it.
+        for (message, decoded) in batch.iter().zip(decoded) {
+            // Behind a poison that could not be dead-lettered (here or in
+            // the batch before): wait with it.
             if self.stalls.blocks(message.partition, message.offset) {
                 continue;
             }
-            match decode_message(
-                message,
-                self.settings.schema_version_cap.unwrap_or(u32::MAX),
-            ) {
+            match decoded {
                 Ok(event) => events.push(event),
                 Err(reason) => {
                     let outcome = self.dead_letter_or_stall(message, &reason, 1).await;
@@ -233,29 +295,18 @@ impl<P: Projection> Runtime<P> {
                 }
             }
         }
-        let started = timing::stage(name, "decode", started);
-        let seen = loop {
-            if self.projection.checks_inbox() {
-                break Default::default();
-            }
-            match self.inbox.seen(&events).await {
-                Ok(seen) => break seen,
-                Err(err) => {
-                    if !self.transient(&format!("inbox: {err}"), token).await {
-                        return Ok(false);
-                    }
-                }
-            }
-        };
+        let started = timing::stage(name, "dead_letter", started);
+        // The projection that checks the inbox itself does so inside its
+        // own transaction, after the batch before committed.
+        let late = !self.projection.checks_inbox();
+        let (seen, fresh): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| {
+            let id = &e.envelope.event_id;
+            checked.contains(id) || (late && recorded.contains(id))
+        });
         if !seen.is_empty() {
             metrics::counter!("projector_events_total", "projector" => name, "outcome" => "duplicate")
                 .increment(seen.len() as u64);
         }
-        let fresh: Vec<Event> = events
-            .into_iter()
-            .filter(|e| !seen.contains(&e.envelope.event_id))
-            .collect();
-        let started = timing::stage(name, "inbox_check", started);
         let Some(outcomes) = self.apply(&fresh, token).await else {
             return Ok(false);
         };
@@ -267,7 +318,9 @@ impl<P: Projection> Runtime<P> {
         if !advanced.is_empty() && self.held_known.load(std::sync::atomic::Ordering::Relaxed) {
             self.retry_held(Some(&advanced), token).await?;
         }
-        timing::stage(name, "held_retry", started);
+        let started = timing::stage(name, "held_retry", started);
+        self.commit(&batch);
+        timing::stage(name, "commit", started);
         Ok(true)
     }
 }

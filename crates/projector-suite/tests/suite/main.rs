@@ -44,6 +44,7 @@ use cases::{
 };
 use dlq_failure::a_poison_that_cannot_be_dead_lettered_stops_only_its_partition;
 use guards::{
+    an_event_id_the_batch_before_recorded_is_never_applied_again,
     an_event_id_the_inbox_has_seen_is_never_applied_again,
     stale_and_forged_redeliveries_never_move_an_order_back,
     the_held_timer_reaches_every_held_order,
@@ -58,6 +59,7 @@ for_every_backend!(
     rebuild_matches_the_snapshot,
     stale_and_forged_redeliveries_never_move_an_order_back,
     an_event_id_the_inbox_has_seen_is_never_applied_again,
+    an_event_id_the_batch_before_recorded_is_never_applied_again,
     the_held_timer_reaches_every_held_order,
     a_poison_that_cannot_be_dead_lettered_stops_only_its_partition,
     an_early_version_is_held_then_applied_in_order,
