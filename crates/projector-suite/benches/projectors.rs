@@ -172,6 +172,7 @@ const ORDER: &[&str] = &[
     "fill",
     "decode",
     "inbox_check",
+    "dead_letter",
     "apply",
     "store_read",
     "inbox_seen",

@@ -173,8 +173,8 @@ pub async fn an_event_id_the_inbox_has_seen_is_never_applied_again(backend: Back
 /// The same, with the reused id in the batch right after its first use:
 /// batches of one, on the topic before the projector starts, so it reads
 /// and checks the second while it still applies the first, before the
-/// first is in the inbox table. The check ahead cannot see it there; the batch must count
-/// what the one before it recorded in the meantime.
+/// first is in the inbox table. The check ahead cannot see it there; the
+/// batch must count what the one before it recorded in the meantime.
 pub async fn an_event_id_the_batch_before_recorded_is_never_applied_again(backend: Backend) {
     let env = Env::new(&format!("{}-inbox-ahead", crate::cases::name(backend))).await;
     let a = order_events(8);
