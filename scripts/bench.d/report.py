@@ -1,9 +1,9 @@
 """Writes bench/REPORT.md (to stdout) from one `scripts/bench` run.
 
 Inputs: the PlaceOrder results (one line per run: concurrency, round,
-variant, tps, p50 ms, p99 ms, errors), the relay, pipeline and rebuild
-benchmarks' outputs, and the result lines of the sections on the seeded
-dataset (scripts/bench.d/sections.sh: reads, checkout, trace, rates).
+variant, tps, p50 ms, p99 ms, errors), the outputs of the relay, pipeline,
+rebuild and projector replay benchmarks, and the result lines of the
+sections on the seeded dataset (scripts/bench.d/sections.sh: reads, checkout, trace, rates).
 Every figure is printed beside its baseline from the same run, with the
 ratio, as the range over the rounds and their median. The last section
 checks issue #14's targets against the figures of this run.
@@ -22,6 +22,7 @@ from collections import defaultdict
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 from report_dataset import (section_checkout, section_rates, section_reads,  # noqa: E402
                             section_targets, section_trace)
+from report_replay import section_replay  # noqa: E402
 
 LABELS = {
     "http": "PlaceOrder over HTTP (wrk → release order-command)",
@@ -116,6 +117,8 @@ def main():
     ap.add_argument("--trace", required=True)
     ap.add_argument("--rates", required=True)
     ap.add_argument("--rebuild", required=True)
+    ap.add_argument("--replay", required=True, help="the projectors bench's output")
+    ap.add_argument("--replay-events", type=int, required=True)
     ap.add_argument("--pipeline-json", required=True)
     ap.add_argument("--load", required=True, help="load averages while measuring, one line per section")
     ap.add_argument("--binaries", help="when the measured release binaries were built")
@@ -133,6 +136,7 @@ def main():
         rounds[(int(conc), int(rnd))][key] = float(tps)
     relay = text(a.relay)
     pipeline = text(a.pipeline)
+    replay = text(a.replay)
 
     out = []
     w = out.append
@@ -149,8 +153,8 @@ def main():
     extra = dataset_lines(w, a, "dataset of sections 5–8")
     w("Sections: 1 relay, 2 PlaceOrder against pgbench, 3 the cost of NOTIFY, 4 the pipeline at"
       " a sustained rate (with latency over time), 5 joins against the summary table, 6 checkout"
-      " under reporting load, 7 `orderctl trace`, 8 reconcile and rebuild rates; then issue #14's"
-      " targets, met or not, and what is not measured.")
+      " under reporting load, 7 `orderctl trace`, 8 reconcile and rebuild rates, 9 projector"
+      " replay; then issue #14's targets, met or not, and what is not measured.")
     w("")
 
     w("## 1. Relay drain and commit → Kafka latency")
@@ -271,7 +275,8 @@ def main():
     section_checkout(w, a)
     section_trace(w, a)
     section_rates(w, a, extra)
-    section_targets(w, a, runs, rounds, relay, reads)
+    section_replay(w, replay, a.replay_events)
+    section_targets(w, a, runs, rounds, relay, reads, replay)
     print("\n".join(out))
 
 
