@@ -49,9 +49,10 @@ def machine():
 
 def commit():
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
-    return rev + (" (work tree with uncommitted changes)" if dirty else "")
+    # bench/ holds this run's own outputs (the plots are written first).
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)bench"], capture_output=True, text=True).stdout.strip()
+    return rev + (" (work tree with uncommitted changes outside bench/)" if dirty else "")
 
 
 def text(path):
