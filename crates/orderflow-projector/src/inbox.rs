@@ -2,16 +2,21 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::Event;
+use crate::{Event, Outcome, fold, timing};
 
 /// Which of a batch's events a consumer has processed (`$1` the consumer,
 /// `$2` the event ids), as a statement whose plan does not depend on the
 /// inbox's statistics (see the file).
 pub const SEEN: &str = include_str!("sql/inbox_seen.sql");
+
+/// Records a batch's events (`$1` the consumer, `$2` the event ids, `$3`
+/// their orders, `$4` their versions), idempotently.
+const RECORD: &str = include_str!("sql/inbox_record.sql");
 
 /// One projector's view of the `inbox` table.
 #[derive(Debug, Clone)]
@@ -52,26 +57,98 @@ impl Inbox {
         conn: &mut PgConnection,
         events: impl IntoIterator<Item = &'e Event>,
     ) -> sqlx::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let events: Vec<&Event> = events.into_iter().collect();
+        self.insert(conn, events.iter().copied()).await?;
+        self.remember(events);
+        Ok(())
+    }
+
+    /// The inbox rows of `events`, on `conn` (nothing for no events).
+    async fn insert<'e>(
+        &self,
+        conn: &mut PgConnection,
+        events: impl IntoIterator<Item = &'e Event>,
+    ) -> sqlx::Result<()> {
         let (mut ids, mut orders, mut versions) = (Vec::new(), Vec::new(), Vec::new());
         for e in events {
             ids.push(e.envelope.event_id);
             orders.push(e.order_id());
             versions.push(e.version());
         }
-        if ids.is_empty() || !self.enabled {
+        if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query(include_str!("sql/inbox_record.sql"))
+        sqlx::query(RECORD)
             .bind(self.consumer)
             .bind(&ids)
             .bind(&orders)
             .bind(&versions)
             .execute(conn)
             .await?;
-        if let Some(Ok(mut recorded)) = self.recorded.as_ref().map(|r| r.lock()) {
-            recorded.extend(ids);
-        }
         Ok(())
+    }
+
+    /// Keeps `events`' ids as recorded, for [`Inbox::take_recorded`].
+    fn remember<'e>(&self, events: impl IntoIterator<Item = &'e Event>) {
+        if let Some(Ok(mut recorded)) = self.recorded.as_ref().map(|r| r.lock()) {
+            recorded.extend(events.into_iter().map(|e| e.envelope.event_id));
+        }
+    }
+
+    /// Runs `write`, the store's write of `events`, and records those of
+    /// them its outcomes call processed, with the inbox's insert running
+    /// beside the write instead of after it: a transaction inserts every
+    /// event's id while the store works and commits only once `write` has
+    /// succeeded. So the order a crash depends on holds (nothing is marked
+    /// processed that the store did not take: a failed write, or a crash
+    /// before the commit, rolls the rows back and the redelivery applies
+    /// them, the store's version guard keeping that idempotent), while the
+    /// insert's time on the server, most of its cost, overlaps the store's.
+    /// When the outcomes leave some events unprocessed (a gap held, an
+    /// invalid event), the transaction is rolled back and the processed ones
+    /// are recorded by themselves: rare, and it needs no right to delete
+    /// from the inbox. An insert that fails after a successful write fails
+    /// the batch, whose retry finds the store's writes duplicates and
+    /// records them then. What is left of the insert after the write, its
+    /// rest and the commit, is the batch's `inbox_record` stage.
+    pub async fn record_while<W, E>(
+        &self,
+        events: &[Event],
+        write: W,
+        to_error: impl Fn(sqlx::Error) -> E,
+    ) -> Result<Vec<Outcome>, E>
+    where
+        W: Future<Output = Result<Vec<Outcome>, E>>,
+    {
+        let write = async { (write.await, Instant::now()) };
+        if !self.enabled || events.is_empty() {
+            let (outcomes, wrote) = write.await;
+            timing::stage(self.consumer, "inbox_record", wrote);
+            return outcomes;
+        }
+        let insert = async {
+            let mut tx = self.pool.begin().await?;
+            self.insert(&mut tx, events).await?;
+            Ok::<_, sqlx::Error>(tx)
+        };
+        // A failed write drops the transaction, which rolls it back.
+        let ((outcomes, wrote), tx) = tokio::join!(write, insert);
+        let outcomes = outcomes?;
+        let tx = tx.map_err(&to_error)?;
+        if fold::processed(events, &outcomes).count() == events.len() {
+            tx.commit().await.map_err(&to_error)?;
+            self.remember(events);
+        } else {
+            tx.rollback().await.map_err(&to_error)?;
+            self.record_now(fold::processed(events, &outcomes))
+                .await
+                .map_err(&to_error)?;
+        }
+        timing::stage(self.consumer, "inbox_record", wrote);
+        Ok(outcomes)
     }
 
     /// The ids recorded since the last call, and a fresh start. (An id

@@ -108,10 +108,10 @@ pub trait Projection: Send + Sync + 'static {
     /// transaction as its store's rows), so the runtime's own check before
     /// each batch would only cost a round trip. Such a projection must
     /// return [`Outcome::Duplicate`] for every event the inbox has seen and
-    /// leave its store untouched by them. One that does not must record
-    /// each batch with a statement that commits by itself
-    /// ([`Inbox::record_now`]): the batch read ahead counts the ids
-    /// recorded meanwhile as seen as soon as the statement has run.
+    /// leave its store untouched by them. One that does not must have
+    /// committed each batch's records, by themselves, before `apply`
+    /// returns ([`Inbox::record_while`], [`Inbox::record_now`]): the batch
+    /// read ahead counts the ids recorded meanwhile as seen.
     fn checks_inbox(&self) -> bool {
         false
     }

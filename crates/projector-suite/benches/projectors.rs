@@ -17,10 +17,13 @@
 //!    milliseconds a batch and share of the run for each stage (waiting for
 //!    and filling the batch, decoding, the inbox check, the store's read,
 //!    inbox insert, write and commit, settling, held retries, the offset
-//!    commit), and the batch size actually reached. The next batch is read
-//!    ahead while one is applied, so waiting, filling, decoding and the
-//!    inbox check overlap `apply` and the shares can add up past 100 %;
-//!    `ahead_wait` is how long an applied batch then waited for the next.
+//!    commit), and the batch size actually reached. The status and search
+//!    projectors insert their inbox rows beside the store's write, so their
+//!    `inbox_record` is what is left after the write: the rest of the
+//!    insert and its commit. The next batch is read ahead while one is
+//!    applied, so waiting, filling, decoding and the inbox check overlap
+//!    `apply` and the shares can add up past 100 %; `ahead_wait` is how
+//!    long an applied batch then waited for the next.
 
 #![allow(clippy::print_stdout)] // figures are the output
 

@@ -168,27 +168,26 @@ impl Projection for SearchProjection {
 
     async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
         let name = self.name();
-        let started = Instant::now();
-        let orders = fold::orders(events);
-        let mut current = self.load(&orders).await?;
-        let started = timing::stage(name, "store_read", started);
-        let (mut outcomes, changed) = fold::fold_summaries(&mut current, events);
-
-        if !changed.is_empty() {
-            let docs: Vec<&OrderSummary> = changed.iter().map(|id| &current[id]).collect();
-            let stale = self.write(&docs).await?;
-            for (event, outcome) in events.iter().zip(outcomes.iter_mut()) {
-                if *outcome == Outcome::Applied && stale.contains(&event.order_id()) {
-                    *outcome = Outcome::Duplicate;
+        let write = async {
+            let started = Instant::now();
+            let orders = fold::orders(events);
+            let mut current = self.load(&orders).await?;
+            let started = timing::stage(name, "store_read", started);
+            let (mut outcomes, changed) = fold::fold_summaries(&mut current, events);
+            if !changed.is_empty() {
+                let docs: Vec<&OrderSummary> = changed.iter().map(|id| &current[id]).collect();
+                let stale = self.write(&docs).await?;
+                for (event, outcome) in events.iter().zip(outcomes.iter_mut()) {
+                    if *outcome == Outcome::Applied && stale.contains(&event.order_id()) {
+                        *outcome = Outcome::Duplicate;
+                    }
                 }
             }
-        }
-
-        let started = timing::stage(name, "store_write", started);
-        // Only now that the documents are written are the events processed.
-        let processed = fold::processed(events, &outcomes);
-        inbox.record_now(processed).await.map_err(transient)?;
-        timing::stage(name, "inbox_record", started);
-        Ok(outcomes)
+            timing::stage(name, "store_write", started);
+            Ok(outcomes)
+        };
+        // The inbox's insert runs beside the read and write, and commits
+        // only once the documents are written.
+        inbox.record_while(events, write, transient).await
     }
 }

@@ -10,7 +10,7 @@
 //! generation ([`StatusProjection::pinned`]) is a rebuild's replay writing
 //! its copy.
 
-use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold, timing};
+use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, timing};
 use orderflow_readmodel::{status_after, validate};
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -119,16 +119,9 @@ impl StatusProjection {
             .cloned()
             .map_err(transient)
     }
-}
 
-impl Projection for StatusProjection {
-    fn name(&self) -> &'static str {
-        super::NAME
-    }
-
-    async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
-        let name = self.name();
-        let started = Instant::now();
+    /// The batch's compare-and-sets, pipelined: one outcome per event.
+    async fn write(&self, events: &[Event]) -> Result<Vec<Outcome>, ApplyError> {
         let mut conn = self.connection().await?;
         let channel = channel(&self.prefix);
         let (pointer, rebuilding) = (generation_key(&self.prefix), rebuilding_key(&self.prefix));
@@ -211,10 +204,23 @@ impl Projection for StatusProjection {
                 },
             })
             .collect();
-        let started = timing::stage(name, "store_write", started);
-        let processed = fold::processed(events, &outcomes);
-        inbox.record_now(processed).await.map_err(transient)?;
-        timing::stage(name, "inbox_record", started);
         Ok(outcomes)
+    }
+}
+
+impl Projection for StatusProjection {
+    fn name(&self) -> &'static str {
+        super::NAME
+    }
+
+    async fn apply(&self, events: &[Event], inbox: &Inbox) -> Result<Vec<Outcome>, ApplyError> {
+        let write = async {
+            let started = Instant::now();
+            let outcomes = self.write(events).await?;
+            timing::stage(self.name(), "store_write", started);
+            Ok(outcomes)
+        };
+        // The inbox's insert runs beside the write and commits after it.
+        inbox.record_while(events, write, transient).await
     }
 }
