@@ -1,11 +1,13 @@
 //! `GET /orders/{id}` and `GET /orders`: the summary read model.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use orderflow_readmodel::OrderSummary;
+use orderflow_readstore::summary::{COLUMNS, SummaryRow};
 use orderflow_service::auth::Actor;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -27,12 +29,13 @@ pub struct OrderPage {
 
 /// The summary row of `order`, if any.
 pub async fn load(state: &AppState, order: Uuid) -> QueryResult<Option<OrderSummary>> {
-    let row: Option<sqlx::types::Json<OrderSummary>> =
-        sqlx::query_scalar("SELECT to_jsonb(s) FROM order_summary s WHERE order_id = $1")
-            .bind(order)
-            .fetch_optional(&state.read)
-            .await?;
-    Ok(row.map(|r| r.0))
+    static BY_ID: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM order_summary s WHERE s.order_id = $1"));
+    let row: Option<SummaryRow> = sqlx::query_as(BY_ID.as_str())
+        .bind(order)
+        .fetch_optional(&state.read)
+        .await?;
+    Ok(row.map(OrderSummary::from))
 }
 
 /// Reads the summary, waiting (by notification) up to the consistency bound
@@ -213,9 +216,9 @@ pub async fn list_orders(
     // own prepared statement with its own plan. One statement with
     // `$1 IS NULL OR ...` for every filter can fall back to a generic plan
     // that walks the newest-first index for a customer's ten orders.
-    let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "SELECT to_jsonb(s) FROM order_summary s WHERE true",
-    );
+    let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+        "SELECT {COLUMNS} FROM order_summary s WHERE true"
+    ));
     // A customer's list is theirs, whatever the parameters say: the
     // `customer_id` parameter can only narrow it further (to nothing).
     if let Some(own) = actor.own_customer() {
@@ -243,9 +246,8 @@ pub async fn list_orders(
     // Newest first, keyset-paginated on (placed_at, order_id).
     sql.push(" ORDER BY s.placed_at DESC, s.order_id DESC LIMIT ")
         .push_bind(limit + 1);
-    let rows: Vec<sqlx::types::Json<OrderSummary>> =
-        sql.build_query_scalar().fetch_all(&state.read).await?;
-    let mut items: Vec<OrderSummary> = rows.into_iter().map(|r| r.0).collect();
+    let rows: Vec<SummaryRow> = sql.build_query_as().fetch_all(&state.read).await?;
+    let mut items: Vec<OrderSummary> = rows.into_iter().map(OrderSummary::from).collect();
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|s| {

@@ -7,9 +7,11 @@
 
 pub mod maintenance;
 mod projection;
+mod row;
 pub mod shadow;
 
 pub use projection::*;
+pub use row::{COLUMNS, SummaryRow};
 
 /// The projector's name: its consumer group, inbox consumer and service name.
 pub const NAME: &str = "summary-projector";
