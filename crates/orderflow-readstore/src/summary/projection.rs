@@ -10,8 +10,10 @@ use std::time::Instant;
 
 use orderflow_projector::{ApplyError, Event, Inbox, Outcome, Projection, fold, timing};
 use orderflow_readmodel::{OrderSummary, SUMMARY_CHANNEL};
-use sqlx::PgPool;
+use sqlx::{FromRow as _, PgPool, Row as _};
 use uuid::Uuid;
+
+use super::SummaryRow;
 
 /// The batch's read: its orders' rows, locked, and which of its events the
 /// inbox has seen (`$1` the orders, `$2` the consumer or NULL, `$3` the event
@@ -75,22 +77,22 @@ impl Projection for SummaryProjection {
         let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
         // Locked, so a second instance applying the same events (during a
         // rebalance) waits and then sees them as duplicates.
-        let read: Vec<(Option<sqlx::types::Json<OrderSummary>>, Option<Uuid>)> =
-            sqlx::query_as(APPLY_READ)
-                .bind(&orders)
-                .bind(inbox.enabled.then_some(inbox.consumer))
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(classify)?;
+        let read = sqlx::query(APPLY_READ)
+            .bind(&orders)
+            .bind(inbox.enabled.then_some(inbox.consumer))
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
         let mut current: HashMap<Uuid, OrderSummary> = HashMap::with_capacity(orders.len());
         let mut seen: HashSet<Uuid> = HashSet::new();
-        for (row, id) in read {
-            if let Some(row) = row {
-                current.insert(row.0.order_id, row.0);
-            }
-            if let Some(id) = id {
+        for row in &read {
+            // An inbox row has no order; a summary row no event id.
+            if let Some(id) = row.try_get::<Option<Uuid>, _>("seen").map_err(classify)? {
                 seen.insert(id);
+            } else {
+                let summary = OrderSummary::from(SummaryRow::from_row(row).map_err(classify)?);
+                current.insert(summary.order_id, summary);
             }
         }
         let started = timing::stage(name, "store_read", started);
