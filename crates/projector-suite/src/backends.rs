@@ -75,6 +75,23 @@ impl Backend {
         [Backend::Summary, Backend::Search, Backend::Status]
     }
 
+    /// How many of `events` this backend's projector has marked processed
+    /// in `env`'s inbox (the projectors share the table, so only its own
+    /// consumer's rows count).
+    pub async fn inbox_count(self, env: &Env, events: &[uuid::Uuid]) -> i64 {
+        let consumer = match self {
+            Backend::Summary => orderflow_readstore::summary::NAME,
+            Backend::Search => orderflow_readstore::search::NAME,
+            Backend::Status => orderflow_readstore::status::NAME,
+        };
+        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = ANY($2)")
+            .bind(consumer)
+            .bind(events)
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("reading the inbox")
+    }
+
     /// The backend's store in `env`, as the jobs and the suite see it.
     pub fn store(self, env: &Env) -> Box<dyn ReadStore> {
         match self {

@@ -182,21 +182,8 @@ async fn outage_scenario(
     // Nothing the store has not taken is marked processed: the inbox
     // holds none of the events produced since it stopped, although the
     // projector has tried to write them.
-    // (The summary projector shares the inbox table and has processed
-    // them: only this projector's rows count.)
-    let consumer = match backend {
-        Backend::Status => orderflow_readstore::status::NAME,
-        Backend::Search => orderflow_readstore::search::NAME,
-        Backend::Summary => orderflow_readstore::summary::NAME,
-    };
     let unwritten: Vec<Uuid> = second.iter().map(|e| e.event_id).collect();
-    let recorded: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = ANY($2)")
-            .bind(consumer)
-            .bind(&unwritten)
-            .fetch_one(&env.db.pool)
-            .await
-            .expect("reading the inbox");
+    let recorded = backend.inbox_count(&env, &unwritten).await;
     assert_eq!(
         recorded, 0,
         "events the store never took are in the inbox, so a redelivery would skip them"
